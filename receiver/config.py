@@ -1,0 +1,325 @@
+"""The one settings object: loaded from a TOML file and the environment, validated once.
+
+Precedence, highest first: environment (``RECEIVER_<SECTION>__<KEY>``), the TOML file
+(``--config FILE`` or ``RECEIVER_CONFIG``), the embedded defaults. Secrets may also come
+from files (``*_file`` keys), as Kubernetes mounts them.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from receiver.sink_settings import SinkSettings
+
+CONFIG_ENV = "RECEIVER_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names every bad key."""
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are refused so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthType(StrEnum):
+    """How MetaStudio proves a callback is genuine (``LiveEventCallBackConfig.auth_type``)."""
+
+    NONE = "NONE"
+    MSS_A = "MSS_A"
+    MSS_A_HEAD = "MSS_A_HEAD"
+
+
+class SigningRule(StrEnum):
+    """What ``URI(callback_url)`` means in the signed message."""
+
+    HOST_PATH_QUERY = "host_path_query"
+    FULL_URL = "full_url"
+    PATH_QUERY = "path_query"
+
+
+def _list_from_text(value: Any) -> Any:
+    """Let a list key be given as one string: a JSON list, or comma-separated values."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return orjson.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+TextList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_text)]
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    path: str = "/callbacks/metastudio"
+    public_url: str = ""
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    trusted_proxies: TextList = Field(default_factory=lambda: ["127.0.0.1"])
+    max_body_bytes: int = Field(64 * 1024, ge=256, le=16 * 1024 * 1024)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    graceful_shutdown_seconds: float = Field(20.0, ge=0)
+    access_log: bool = True
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value:
+            raise ValueError("must start with '/' and carry no query")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL, as registered at MetaStudio")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self
+
+    @property
+    def callback_url(self) -> str:
+        """The URL as registered at MetaStudio (defaults to this server's own address)."""
+        if self.public_url:
+            return self.public_url
+        scheme = "https" if self.tls_certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}{self.path}"
+
+
+class AuthSettings(Section):
+    type: Annotated[list[AuthType], NoDecode, BeforeValidator(_list_from_text)] = Field(
+        default_factory=lambda: [AuthType.MSS_A_HEAD]
+    )
+    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_list_from_text)] = Field(
+        default_factory=list
+    )
+    keys_file: Path | None = None
+    tolerance_seconds: int = Field(120, ge=1, le=3600)
+    rules: Annotated[list[SigningRule], NoDecode, BeforeValidator(_list_from_text)] = Field(
+        default_factory=lambda: [SigningRule.HOST_PATH_QUERY]
+    )
+    url_token_param: str | None = None
+    allow_unauthenticated: bool = False
+
+
+    @field_validator("keys")
+    @classmethod
+    def _key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            if len(key.get_secret_value()) > 32:
+                raise ValueError("a MetaStudio callback key has at most 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _proof_required(self) -> AuthSettings:
+        if not self.type:
+            raise ValueError("type: name at least one of NONE, MSS_A, MSS_A_HEAD")
+        signed = any(t is not AuthType.NONE for t in self.type)
+        has_keys = bool(self.keys) or self.keys_file is not None
+        if signed and not has_keys:
+            raise ValueError("keys (or keys_file) is required for MSS_A and MSS_A_HEAD")
+        if AuthType.NONE in self.type and not self.allow_unauthenticated:
+            if not self.url_token_param:
+                raise ValueError(
+                    "NONE needs url_token_param (tokens in keys) or allow_unauthenticated = true"
+                )
+            if not has_keys:
+                raise ValueError("url_token_param needs the accepted tokens in keys or keys_file")
+        return self
+
+
+class IntakeSettings(Section):
+    backend: Literal["sqlite", "nats", "redis"] = "sqlite"
+    path: Path = Path("data/intake.db")
+    max_pending: int = Field(100_000, ge=1)
+    fsync: bool = True
+    batch_max: int = Field(256, ge=1, le=10_000)
+    url: str = ""
+    stream: str = "METASTUDIO_INTAKE"
+    replicas: int = Field(1, ge=1, le=5)
+    partitions: int = Field(16, ge=1, le=1024)
+
+
+class RetrySettings(Section):
+    max_attempts: int = Field(8, ge=1)
+    max_age_seconds: float = Field(3600.0, gt=0)
+    initial_backoff_seconds: float = Field(0.2, gt=0)
+    max_backoff_seconds: float = Field(30.0, gt=0)
+
+
+class PipelineSettings(Section):
+    lanes: int = Field(16, ge=1, le=1024)
+    max_in_flight: int = Field(1000, ge=1)
+    retry: RetrySettings = RetrySettings()
+
+
+class RouteSettings(Section):
+    event_types: list[str] = Field(default_factory=lambda: ["*"])
+    room_ids: list[str] = Field(default_factory=lambda: ["*"])
+    room_names: list[str] = Field(default_factory=lambda: ["*"])
+    enrichment_status: list[str] = Field(default_factory=lambda: ["*"])
+    sinks: list[str] = Field(min_length=1)
+
+
+class MetaStudioSettings(Section):
+    endpoint: str = ""
+    region: str = "cn-north-4"
+    project_id: str = ""
+    auth: Literal["aksk", "token"] = "aksk"
+    ak: SecretStr | None = None
+    sk: SecretStr | None = None
+    ak_file: Path | None = None
+    sk_file: Path | None = None
+    iam_endpoint: str = ""
+    iam_user: str = ""
+    iam_password: SecretStr | None = None
+    iam_password_file: Path | None = None
+    iam_domain: str = ""
+    app_user_id: str = ""
+    rate_limit_per_second: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint or f"https://metastudio.{self.region}.myhuaweicloud.com"
+
+
+class EnrichmentSettings(Section):
+    enabled: bool = False
+    ttl_seconds: float = Field(60.0, gt=0)
+    negative_ttl_seconds: float = Field(5.0, gt=0)
+    deadline_seconds: float = Field(30.0, ge=0)
+    cache_size: int = Field(10_000, ge=1)
+    sweep_interval_seconds: float = Field(30.0, gt=0)
+    on_not_found: Literal["forward", "dead_letter"] = "forward"
+    on_mismatch: Literal["forward", "dead_letter"] = "forward"
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+def _default_sinks() -> list[SinkSettings]:
+    from receiver.sink_settings import JsonlSinkSettings
+
+    return [JsonlSinkSettings(name="jsonl", type="jsonl", path=Path("data/events.jsonl"))]
+
+
+def _default_routes() -> list[RouteSettings]:
+    return [RouteSettings(sinks=["jsonl"])]
+
+
+class Settings(BaseSettings):
+    """Everything the receiver reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECEIVER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings(allow_unauthenticated=True, type=[AuthType.NONE])
+    intake: IntakeSettings = IntakeSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    sinks: list[Annotated[SinkSettings, Field(discriminator="type")]] = Field(
+        default_factory=_default_sinks
+    )
+    routes: list[RouteSettings] = Field(default_factory=_default_routes)
+    metastudio: MetaStudioSettings = MetaStudioSettings()
+    enrichment: EnrichmentSettings = EnrichmentSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _routes_name_known_sinks(self) -> Settings:
+        names = [sink.name for sink in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError("sinks: every sink needs a unique name")
+        for index, route in enumerate(self.routes):
+            unknown = sorted(set(route.sinks) - set(names))
+            if unknown:
+                raise ValueError(f"routes[{index}].sinks: unknown sink(s) {unknown}")
+        if self.intake.backend == "sqlite" and self.intake.url:
+            raise ValueError("intake.url is for the nats and redis backends")
+        if self.intake.backend != "sqlite" and not self.intake.url:
+            raise ValueError(f"intake.url is required for the {self.intake.backend} backend")
+        if self.enrichment.enabled and not self.metastudio.project_id:
+            raise ValueError("metastudio.project_id is required when enrichment.enabled")
+        return self
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the settings, raising ConfigError that names each bad key."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    if chosen is not None and not Path(chosen).is_file():
+        raise ConfigError(f"config file not found: {chosen}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=chosen)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error)) from None
+    except ValueError as error:  # a malformed TOML file or environment value
+        raise ConfigError(str(error)) from None
+
+
+def read_secret_lines(path: Path) -> list[str]:
+    """Non-empty, non-comment lines of a mounted secret file."""
+    text = path.read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
