@@ -133,7 +133,6 @@ class AuthSettings(Section):
     url_token_param: str | None = None
     allow_unauthenticated: bool = False
 
-
     @field_validator("keys")
     @classmethod
     def _key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
@@ -228,6 +227,10 @@ class EnrichmentSettings(Section):
     on_mismatch: Literal["forward", "dead_letter"] = "forward"
 
 
+class DeadLetterSettings(Section):
+    path: Path = Path("data/dead-letters.db")
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -263,6 +266,7 @@ class Settings(BaseSettings):
     routes: list[RouteSettings] = Field(default_factory=_default_routes)
     metastudio: MetaStudioSettings = MetaStudioSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

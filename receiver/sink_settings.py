@@ -55,6 +55,7 @@ class RedisSinkSettings(BaseSinkSettings):
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     stream: str = "metastudio:live"
     maxlen: int | None = Field(100_000, ge=1)
+    dedup_seconds: int | None = Field(600, ge=1)
     timeout_seconds: float = Field(5.0, gt=0)
 
 

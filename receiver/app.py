@@ -1,0 +1,99 @@
+"""The ASGI application: the callback path on the hot path, Starlette for the rest."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from receiver.config import Settings
+from receiver.openapi import openapi_document
+from receiver.service import ReceiverService
+
+log = logging.getLogger("receiver.app")
+
+
+def _operations(service: ReceiverService) -> Starlette:
+    async def livez(_: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(_: Request) -> Response:
+        ready, checks = service.ready()
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    document = openapi_document(service.settings.server.path)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(document)
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "detail": str(error.detail)},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    async def server_error(_: Request, error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return JSONResponse({"error": "internal", "detail": "internal error"}, status_code=500)
+
+    return Starlette(
+        routes=[
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+            Route("/openapi.json", openapi),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+
+
+class ReceiverApp:
+    """ASGI entry point; runs the service's start and stop through the lifespan protocol."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.service = ReceiverService(settings)
+        self._callback_path = settings.server.path
+        self._callback = self.service.endpoint
+        self._operations = _operations(self.service)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http" and scope["path"] == self._callback_path:
+            await self._callback(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._operations(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.service.start()
+                except Exception as error:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": type(error).__name__})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.service.stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return

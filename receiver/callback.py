@@ -1,0 +1,173 @@
+"""The callback endpoint, as a pure ASGI app: verify, parse, store durably, then answer.
+
+Pure ASGI because it is the hot path: no request object, one pass over the headers, the
+body read with its limit and deadline, one JSON encoding of the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+
+from receiver.authentication import Authenticator
+from receiver.envelope import build_envelope, event_id
+from receiver.events import BadEvent, parse_callback
+from receiver.intake import Intake, IntakeFull, IntakeUnavailable
+from receiver.metrics import Metrics
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+access_log = logging.getLogger("receiver.access")
+log = logging.getLogger("receiver.callback")
+
+_JSON = (b"content-type", b"application/json")
+_RETRY_AFTER_SECONDS = b"5"
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class CallbackEndpoint:
+    """Serves ``server.path``; ``authenticator`` may be swapped at run time (key rotation)."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        intake: Intake,
+        metrics: Metrics,
+        *,
+        source: str,
+        max_body_bytes: int,
+        body_timeout_seconds: float,
+        replay_seconds: float,
+        access_log_enabled: bool = True,
+    ) -> None:
+        self.authenticator = authenticator
+        self._intake = intake
+        self._metrics = metrics
+        self._source = source
+        self._max_body = max_body_bytes
+        self._body_timeout = body_timeout_seconds
+        self._replay_seconds = replay_seconds
+        self._access_log = access_log_enabled
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        request_id = os.urandom(8).hex()
+        status, body, extra, event = 200, b"", [], ""
+        try:
+            event, stored = await self._accept(scope, receive, request_id)
+            outcome = "accepted" if stored else "duplicate"
+            body = orjson.dumps({"status": outcome, "id": event})
+            self._count(outcome, "ok")
+        except _Reject as reject:
+            status = reject.status
+            body = orjson.dumps({"error": reject.code, "detail": reject.detail})
+            if status == 503:
+                extra = [(b"retry-after", _RETRY_AFTER_SECONDS)]
+            elif status == 405:
+                extra = [(b"allow", b"POST")]
+            self._count("rejected", reject.code)
+        headers = [
+            _JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+        await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - started
+        self._metrics.request_seconds.observe(elapsed)
+        if self._access_log:
+            access_log.info(
+                "callback",
+                extra={
+                    "request_id": request_id,
+                    "event_id": event,
+                    "method": scope["method"],
+                    "path": scope["path"],  # never the query: MSS_A puts the signature there
+                    "status": status,
+                    "client": (scope.get("client") or ("", 0))[0],
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+    def _count(self, outcome: str, reason: str) -> None:
+        counter = self._counters.get((outcome, reason))
+        if counter is None:
+            counter = self._metrics.requests.labels(outcome, reason)
+            self._counters[(outcome, reason)] = counter
+        counter.inc()
+
+    async def _accept(self, scope: Scope, receive: Any, request_id: str) -> tuple[str, bool]:
+        if scope["method"] != "POST":
+            raise _Reject(405, "method_not_allowed", "only POST is accepted")
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type")
+        if content_type is not None and not _is_json(content_type):
+            raise _Reject(415, "unsupported_media_type", "the body must be application/json")
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise _Reject(400, "bad_content_length", "Content-Length is not a number")
+            if int(declared) > self._max_body:
+                raise _Reject(413, "body_too_large", f"the limit is {self._max_body} bytes")
+        now = time.time()
+        verdict = self.authenticator.check(headers, scope["query_string"].decode("latin-1"), now)
+        if not verdict.ok:
+            raise _Reject(401, verdict.code, verdict.detail)
+        if verdict.rule:
+            self._metrics.signature_rule.labels(verdict.auth_type, verdict.rule).inc()
+        raw = await self._read_body(receive)
+        try:
+            callback = parse_callback(raw)
+        except BadEvent as error:
+            raise _Reject(400, error.code, error.detail) from None
+        event = event_id(raw, verdict.proof)
+        envelope = build_envelope(callback, event, now, self._source)
+        replay_until = (verdict.signed_at or now) + self._replay_seconds
+        try:
+            stored = await self._intake.append(
+                event, callback.room_id, now, orjson.dumps(envelope), replay_until
+            )
+        except IntakeFull as error:
+            raise _Reject(503, "intake_full", str(error)) from None
+        except IntakeUnavailable:
+            log.exception("intake append failed", extra={"request_id": request_id})
+            raise _Reject(503, "intake_unavailable", "events cannot be stored now") from None
+        return event, stored
+
+    async def _read_body(self, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    message: Message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Reject(400, "client_disconnected", "the body was not completed")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise _Reject(413, "body_too_large", f"the limit is {self._max_body} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise _Reject(408, "body_timeout", "the body did not arrive in time") from None

@@ -1,0 +1,87 @@
+"""The envelope every sink receives: a CloudEvents 1.0 structured JSON document."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from string import Formatter
+from typing import Any
+
+from receiver.events import Callback
+
+TYPE_PREFIX = "com.huaweicloud.metastudio.live."
+
+
+def event_id(body: bytes, proof: bytes = b"") -> str:
+    """A stable id for one callback: the signed parts (signature and time) and the body.
+
+    The same signed request sent twice gets the same id, so replays are dropped; a genuine
+    new callback has a new time and signature, so a new id.
+    """
+    digest = hashlib.sha256(proof)
+    digest.update(b"\x00")
+    digest.update(body)
+    return digest.hexdigest()[:32]
+
+
+def rfc3339(unix_seconds: float) -> str:
+    """UTC time as RFC 3339 with milliseconds."""
+    moment = datetime.fromtimestamp(unix_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_envelope(
+    callback: Callback, event_id: str, received_at: float, source: str
+) -> dict[str, Any]:
+    """The CloudEvents envelope of a callback, before enrichment."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": TYPE_PREFIX + callback.event_type,
+        "subject": callback.room_id,
+        "time": rfc3339(received_at),
+        "datacontenttype": "application/json",
+        "roomid": callback.room_id,
+        "jobid": callback.job_id,
+        "knowntype": callback.known,
+        "data": {
+            "event_type": callback.event_type,
+            "message": callback.message,
+            "job": None,
+            "enrichment": {"status": "disabled"},
+        },
+    }
+
+
+def template_fields(envelope: dict[str, Any]) -> dict[str, str]:
+    """Values a destination template may name: ``{event_type}``, ``{room_id}`` and so on."""
+    data = envelope["data"]
+    message = data["message"]
+    job = data.get("job") or {}
+    state = message.get("state")
+    return {
+        "id": envelope["id"],
+        "event_type": data["event_type"],
+        "room_id": envelope["roomid"] or "unknown",
+        "job_id": envelope["jobid"] or "unknown",
+        "state": state if isinstance(state, str) and state else "none",
+        "room_name": str(job.get("room_name") or ""),
+    }
+
+
+def render(template: str, envelope: dict[str, Any]) -> str:
+    """Fill a destination template from the envelope; unknown names are a config error."""
+    return template.format_map(template_fields(envelope))
+
+
+TEMPLATE_NAMES = frozenset({"id", "event_type", "room_id", "job_id", "state", "room_name"})
+
+
+def check_template(template: str) -> None:
+    """Raise ValueError if a template names a field the envelope does not offer."""
+    for _text, name, _spec, _conversion in Formatter().parse(template):
+        if name is not None and name not in TEMPLATE_NAMES:
+            raise ValueError(
+                f"template {template!r} names {{{name}}}; known: {sorted(TEMPLATE_NAMES)}"
+            )

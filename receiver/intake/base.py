@@ -1,0 +1,70 @@
+"""The durable intake: what the HTTP layer appends to and the pipeline consumes from."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+class IntakeFull(Exception):
+    """The intake holds its maximum of pending events; the caller answers 503."""
+
+
+class IntakeUnavailable(Exception):
+    """The intake cannot store now (disk full, database or broker down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRecord:
+    """One stored event: ``ref`` identifies it to :meth:`Intake.ack`."""
+
+    ref: object
+    event_id: str
+    room_id: str
+    received_at: float
+    payload: bytes
+
+
+class Intake(ABC):
+    """A durable queue of accepted events.
+
+    ``append`` returns only once the event is durable; the same ``event_id`` appended
+    again while its replay window lasts is not stored twice. ``take`` hands out each
+    stored event once per process (in order per room), ``ack`` removes it for good;
+    what was taken and not acked is handed out again after a restart.
+    """
+
+    async def start(self) -> None:
+        """Open storage and connections."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release resources."""
+
+    @abstractmethod
+    async def append(
+        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
+    ) -> bool:
+        """Store durably; True if stored, False if the event id was already seen."""
+
+    @abstractmethod
+    async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
+        """Up to ``limit`` events not yet handed out, waiting up to ``wait_seconds`` for one."""
+
+    @abstractmethod
+    async def ack(self, record: IntakeRecord) -> None:
+        """The event reached every destination: remove it."""
+
+    async def refresh_stats(self) -> None:
+        """Re-read depth and oldest age from the backend (for metrics)."""
+
+    @abstractmethod
+    def depth(self) -> int:
+        """Events stored and not yet acked (as far as this process knows)."""
+
+    @abstractmethod
+    def oldest_age(self, now: float) -> float:
+        """Seconds since the oldest pending event was received (0 when empty)."""
+
+    @abstractmethod
+    def is_ready(self) -> bool:
+        """Whether appends can succeed now."""

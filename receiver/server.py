@@ -1,0 +1,58 @@
+"""Run the receiver under uvicorn (HTTP/1.1 with httptools, uvloop where installed)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import uvicorn
+
+from receiver.app import ReceiverApp
+from receiver.config import Settings
+from receiver.logs import configure_logging
+from receiver.tls import write_dev_certificate
+
+log = logging.getLogger("receiver.server")
+
+
+def uvicorn_config(
+    settings: Settings, app: ReceiverApp, *, dev_tls: bool = False
+) -> uvicorn.Config:
+    """The uvicorn configuration for these settings."""
+    server = settings.server
+    certfile, keyfile = server.tls_certfile, server.tls_keyfile
+    if dev_tls and certfile is None:
+        certfile, keyfile = write_dev_certificate(
+            Path(settings.intake.path).parent / "dev-tls", server.host
+        )
+        log.warning("serving HTTPS with a self-signed certificate", extra={"cert": str(certfile)})
+    return uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
+        proxy_headers=True,
+        forwarded_allow_ips=server.trusted_proxies,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(server.graceful_shutdown_seconds) or None,
+        server_header=False,
+    )
+
+
+def serve(settings: Settings, *, dev_tls: bool = False) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a clean shutdown, 1 if start-up failed."""
+    configure_logging(settings.logging.level, settings.logging.format)
+    app = ReceiverApp(settings)
+    if settings.auth.allow_unauthenticated:
+        log.warning("auth.allow_unauthenticated is on: any caller can post events")
+    server = uvicorn.Server(uvicorn_config(settings, app, dev_tls=dev_tls))
+    # uvicorn re-raises the signal that stopped it, once its handlers are gone: these make
+    # that a no-op, so a graceful shutdown on SIGTERM exits 0 as orchestrators expect.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    server.run()
+    return 0 if server.started else 1

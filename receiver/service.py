@@ -1,0 +1,129 @@
+"""One running receiver: intake, sinks, pipeline and the callback endpoint, started together.
+
+Start order: intake (so nothing is accepted before it is durable), dead letters, sinks,
+pipeline; stop order is the reverse, with the pipeline drained for a while first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from receiver.authentication import Authenticator
+from receiver.callback import CallbackEndpoint
+from receiver.config import Settings
+from receiver.deadletters import DeadLetterStore
+from receiver.intake import Intake, build_intake
+from receiver.keyring import KeyRing
+from receiver.metrics import Metrics
+from receiver.pipeline import Pipeline
+from receiver.routing import Router
+from receiver.sinks import Sink, build_sink
+
+log = logging.getLogger("receiver.service")
+
+_MAINTENANCE_SECONDS = 2.0
+
+
+class ReceiverService:
+    """Everything one receiver process runs, built from validated settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.keys = KeyRing(settings.auth)
+        self.intake: Intake = build_intake(settings.intake)
+        self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
+        self.dead_letters = DeadLetterStore(settings.dead_letters.path)
+        self.pipeline = Pipeline(
+            self.intake,
+            self.sinks,
+            Router(settings.routes),
+            self.dead_letters,
+            settings.pipeline,
+            self.metrics,
+            enrichment=settings.enrichment,
+            sink_settings=settings.sinks,
+        )
+        self.endpoint = CallbackEndpoint(
+            self._authenticator(),
+            self.intake,
+            self.metrics,
+            source=settings.server.callback_url.split("?", 1)[0],
+            max_body_bytes=settings.server.max_body_bytes,
+            body_timeout_seconds=settings.server.body_timeout_seconds,
+            replay_seconds=settings.auth.tolerance_seconds + 1,
+            access_log_enabled=settings.server.access_log,
+        )
+        self._maintenance: asyncio.Task[None] | None = None
+        self.started = False
+        self.stopping = False
+
+    def _authenticator(self) -> Authenticator:
+        return Authenticator(self.settings.auth, self.settings.server.callback_url, self.keys.keys)
+
+    async def start(self) -> None:
+        """Open the intake, the sinks and the enrichment, then start the pipeline."""
+        await self.intake.start()
+        for sink in self.sinks.values():
+            await sink.start()
+        self.pipeline.start()
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+        self.started = True
+        log.info(
+            "receiver started",
+            extra={
+                "callback_url": self.settings.server.callback_url.split("?", 1)[0],
+                "auth": [t.value for t in self.settings.auth.type],
+                "intake": self.settings.intake.backend,
+                "sinks": list(self.sinks),
+                "pending": self.intake.depth(),
+            },
+        )
+
+    async def stop(self) -> None:
+        """Drain the pipeline for up to the graceful time, then close everything."""
+        self.stopping = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)
+        for sink in self.sinks.values():
+            with contextlib.suppress(Exception):
+                await sink.close()
+        await self.dead_letters.close()
+        await self.intake.close()
+        log.info("receiver stopped", extra={"pending": self.intake.depth()})
+
+    def ready(self) -> tuple[bool, dict[str, bool]]:
+        """Readiness: started, not stopping, intake usable, every critical sink reachable."""
+        checks = {"intake": self.intake.is_ready()}
+        checks.update(
+            {f"sink:{name}": sink.is_ready() for name, sink in self.sinks.items() if sink.critical}
+        )
+        return self.started and not self.stopping and all(checks.values()), checks
+
+    def reload_keys(self) -> bool:
+        """Swap in a new authenticator if the key file changed."""
+        try:
+            changed = self.keys.reload()
+        except (OSError, ValueError) as error:
+            self.metrics.key_reloads.labels("failed").inc()
+            log.warning("callback key file not reloaded", extra={"error": type(error).__name__})
+            return False
+        if changed:
+            self.endpoint.authenticator = self._authenticator()
+            self.metrics.key_reloads.labels("reloaded").inc()
+        return changed
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(_MAINTENANCE_SECONDS)
+            self.reload_keys()
+            with contextlib.suppress(Exception):
+                await self.intake.refresh_stats()
+            self.metrics.intake_depth.set(self.intake.depth())
+            self.metrics.intake_oldest.set(self.intake.oldest_age(time.time()))

@@ -1,0 +1,110 @@
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver.intake import IntakeFull, IntakeUnavailable
+from receiver.intake.sqlite import SqliteIntake
+
+
+def make(path: Path, max_pending: int = 1000) -> SqliteIntake:
+    return SqliteIntake(path, max_pending=max_pending, fsync=True, batch_max=64)
+
+
+async def test_append_take_ack_and_resume(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    until = time.time() + 60
+    for n in range(5):
+        assert await intake.append(f"e{n}", f"room{n % 2}", time.time(), b"p%d" % n, until)
+    assert intake.depth() == 5
+    taken = await intake.take(3, wait_seconds=0)
+    assert [r.event_id for r in taken] == ["e0", "e1", "e2"]
+    await intake.ack(taken[0])
+    await intake.close()
+
+    again = make(tmp_path / "i.db")
+    await again.start()
+    assert again.depth() == 4
+    resumed = await again.take(10, wait_seconds=0)
+    assert [r.event_id for r in resumed] == ["e1", "e2", "e3", "e4"]
+    assert resumed[0].payload == b"p1"
+    await again.close()
+
+
+async def test_replay_is_stored_once_within_its_window(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    now = time.time()
+    assert await intake.append("same", "r", now, b"x", now + 60)
+    assert not await intake.append("same", "r", now, b"x", now + 60)
+    assert await intake.append("expired", "r", now, b"x", now - 1)
+    assert await intake.append("expired", "r", now, b"x", now + 60)
+    assert intake.depth() == 3
+    await intake.close()
+
+
+async def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db", max_pending=10_000)
+    await intake.start()
+    until = time.time() + 60
+    results = await asyncio.gather(
+        *(intake.append(f"e{n}", "r", time.time(), b"x", until) for n in range(500))
+    )
+    assert all(results) and intake.depth() == 500
+    await intake.close()
+    with sqlite3.connect(tmp_path / "i.db") as db:
+        assert db.execute("select count(*) from events").fetchone()[0] == 500
+
+
+async def test_full_intake_refuses(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db", max_pending=2)
+    await intake.start()
+    until = time.time() + 60
+    await intake.append("a", "r", time.time(), b"x", until)
+    await intake.append("b", "r", time.time(), b"x", until)
+    with pytest.raises(IntakeFull):
+        await intake.append("c", "r", time.time(), b"x", until)
+    (record,) = await intake.take(1, wait_seconds=0)
+    await intake.ack(record)
+    assert await intake.append("c", "r", time.time(), b"x", until)
+    await intake.close()
+
+
+async def test_take_waits_for_an_append(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    waiter = asyncio.create_task(intake.take(10, wait_seconds=5))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await intake.append("a", "r", time.time(), b"x", time.time() + 60)
+    assert [r.event_id for r in await waiter] == ["a"]
+    assert await intake.take(10, wait_seconds=0.01) == []
+    await intake.close()
+
+
+async def test_storage_failure_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    with sqlite3.connect(tmp_path / "i.db") as db:
+        db.execute("DROP TABLE events")
+    with pytest.raises(IntakeUnavailable):
+        await intake.append("a", "r", time.time(), b"x", time.time() + 60)
+    assert not intake.is_ready()
+    await intake.close()
+
+
+async def test_oldest_age_tracks_pending_events(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    assert intake.oldest_age(time.time()) == 0.0
+    received = time.time() - 30
+    await intake.append("a", "r", received, b"x", time.time() + 60)
+    assert intake.oldest_age(received + 30) == pytest.approx(30)
+    (record,) = await intake.take(1, wait_seconds=0)
+    await intake.ack(record)
+    await intake.refresh_stats()
+    assert intake.oldest_age(time.time()) == 0.0
+    await intake.close()

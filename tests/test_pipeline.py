@@ -1,0 +1,178 @@
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from receiver.config import PipelineSettings, RetrySettings, RouteSettings
+from receiver.envelope import build_envelope
+from receiver.events import parse_callback
+from receiver.intake.sqlite import SqliteIntake
+from receiver.metrics import Metrics
+from receiver.pipeline import Pipeline
+from receiver.routing import Router
+from receiver.sink_settings import JsonlSinkSettings
+from receiver.sinks import DeliveryError, Sink
+from receiver.sinks.jsonl import JsonlSink
+
+
+class RecordingSink(Sink):
+    """Fails its first ``failures`` publishes, then records envelopes in order."""
+
+    def __init__(self, name: str, failures: int = 0, retryable: bool = True) -> None:
+        super().__init__(name)
+        self.failures = failures
+        self.retryable = retryable
+        self.attempts = 0
+        self.received: list[dict[str, Any]] = []
+
+    async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
+            raise DeliveryError("broker said no", retryable=self.retryable)
+        assert orjson.loads(body) == envelope
+        self.received.append(envelope)
+
+
+class MemoryDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, str, int, str]] = []
+
+    async def add(
+        self,
+        event_id: str,
+        sink: str,
+        body: bytes,
+        attempts: int,
+        last_error: str,
+        first_attempt_at: float,
+        dead_at: float,
+    ) -> int:
+        self.letters.append((event_id, sink, attempts, last_error))
+        return len(self.letters)
+
+
+def callback_payload(event_type: str, room: str, n: int) -> tuple[str, bytes]:
+    message = orjson.dumps({"room_id": room, "job_id": f"job-{room}", "reply_id": str(n)}).decode()
+    callback = parse_callback(orjson.dumps({"event_type": event_type, "message": message}))
+    event_id = f"{room}-{n}"
+    return event_id, orjson.dumps(build_envelope(callback, event_id, time.time(), "https://x/cb"))
+
+
+FAST_RETRY = RetrySettings(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.002)
+
+
+async def run_pipeline(
+    tmp_path: Path,
+    sinks: dict[str, Sink],
+    routes: list[RouteSettings],
+    events: list[tuple[str, str, int]],
+    dead: MemoryDeadLetters | None = None,
+) -> SqliteIntake:
+    intake = SqliteIntake(tmp_path / "intake.db", max_pending=10_000, fsync=False, batch_max=64)
+    await intake.start()
+    for event_type, room, n in events:
+        event_id, payload = callback_payload(event_type, room, n)
+        await intake.append(event_id, room, time.time(), payload, time.time() + 60)
+    for sink in sinks.values():
+        await sink.start()
+    pipeline = Pipeline(
+        intake,
+        sinks,
+        Router(routes),
+        dead or MemoryDeadLetters(),
+        PipelineSettings(lanes=4, max_in_flight=7, retry=FAST_RETRY),
+        Metrics(),
+    )
+    pipeline.start()
+    async with asyncio.timeout(20):
+        while intake.depth():
+            await asyncio.sleep(0.01)
+    await pipeline.stop(1)
+    for sink in sinks.values():
+        await sink.close()
+    return intake
+
+
+async def test_order_per_room_and_intake_drained(tmp_path: Path) -> None:
+    jsonl = JsonlSink(JsonlSinkSettings(name="file", type="jsonl", path=tmp_path / "out.jsonl"))
+    flaky = RecordingSink("flaky", failures=2)
+    events = [("REPLY_COMMAND_FINISH", f"room{n % 5}", n) for n in range(60)]
+    intake = await run_pipeline(
+        tmp_path, {"file": jsonl, "flaky": flaky}, [RouteSettings(sinks=["file", "flaky"])], events
+    )
+    lines = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert len(lines) == 60 and len(flaky.received) == 60
+    for delivered in (lines, flaky.received):
+        for room in range(5):
+            sequence = [
+                int(e["data"]["message"]["reply_id"])
+                for e in delivered
+                if e["roomid"] == f"room{room}"
+            ]
+            assert sequence == sorted(sequence) and len(sequence) == 12
+    assert flaky.attempts == 62
+    assert await intake.take(100, wait_seconds=0) == []
+    await intake.close()
+
+
+async def test_exhausted_retries_dead_letter_and_ack(tmp_path: Path) -> None:
+    down = RecordingSink("down", failures=10**6)
+    healthy = RecordingSink("healthy")
+    dead = MemoryDeadLetters()
+    events = [("REPLY_COMMAND_FINISH", "r", n) for n in range(3)]
+    intake = await run_pipeline(
+        tmp_path,
+        {"down": down, "healthy": healthy},
+        [RouteSettings(sinks=["down", "healthy"])],
+        events,
+        dead,
+    )
+    assert [letter[:3] for letter in dead.letters] == [
+        ("r-0", "down", 3),
+        ("r-1", "down", 3),
+        ("r-2", "down", 3),
+    ]
+    assert len(healthy.received) == 3
+    assert intake.depth() == 0
+    await intake.close()
+
+
+async def test_non_retryable_failure_dead_letters_at_once(tmp_path: Path) -> None:
+    refusing = RecordingSink("refusing", failures=1, retryable=False)
+    dead = MemoryDeadLetters()
+    intake = await run_pipeline(
+        tmp_path,
+        {"refusing": refusing},
+        [RouteSettings(sinks=["refusing"])],
+        [("REPLY_COMMAND_FINISH", "r", 1)],
+        dead,
+    )
+    assert dead.letters == [("r-1", "refusing", 1, "broker said no")]
+    assert refusing.attempts == 1
+    await intake.close()
+
+
+@pytest.mark.parametrize("unrouted_type", ["SHOOT_SCRIPT_SWITCH"])
+async def test_routes_pick_sinks_by_event_type(tmp_path: Path, unrouted_type: str) -> None:
+    replies = RecordingSink("replies")
+    everything = RecordingSink("everything")
+    routes = [
+        RouteSettings(event_types=["REPLY_COMMAND_FINISH"], sinks=["replies"]),
+        RouteSettings(room_ids=["vip-*"], sinks=["everything"]),
+    ]
+    events = [
+        ("REPLY_COMMAND_FINISH", "vip-1", 1),
+        (unrouted_type, "plain", 2),
+        ("NEW_TYPE", "vip-2", 3),
+    ]
+    intake = await run_pipeline(
+        tmp_path, {"replies": replies, "everything": everything}, routes, events
+    )
+    assert [e["id"] for e in replies.received] == ["vip-1-1"]
+    assert sorted(e["id"] for e in everything.received) == ["vip-1-1", "vip-2-3"]
+    assert intake.depth() == 0
+    await intake.close()
