@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Callable, Sequence
 
+from receiver import dlq_cli
 from receiver.config import ConfigError, SigningRule, load_settings
+from receiver.metastudio import cli as jobs_cli
 from receiver.signatures import SECRET_HEADER, TIME_HEADER, hex_time, sign
+from receiver.simulator import cli as simulator_cli
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -31,6 +35,22 @@ def _check_config(args: argparse.Namespace) -> int:
         f"intake {settings.intake.backend}, sinks {[s.name for s in settings.sinks]}"
     )
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from receiver.checks import run_checks
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    print("ok   configuration")
+
+    def report(what: str, ok: bool, detail: str) -> None:
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+
+    return 0 if asyncio.run(run_checks(settings, report, args.wait)) else 1
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -72,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flag(check)
     check.set_defaults(func=_check_config)
 
+    checker = commands.add_parser(
+        "check", help="check the config, that every sink is reachable and one MetaStudio call"
+    )
+    _add_config_flag(checker)
+    checker.add_argument("--wait", type=float, default=5.0, help="seconds to wait per sink")
+    checker.set_defaults(func=_check)
+
     signer = commands.add_parser("sign", help="print a signed MSS_A URL and MSS_A_HEAD headers")
     signer.add_argument("--key", required=True, help="the callback key registered at MetaStudio")
     signer.add_argument("--url", required=True, help="the callback URL as registered")
@@ -80,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule", default=SigningRule.HOST_PATH_QUERY.value, choices=[r.value for r in SigningRule]
     )
     signer.set_defaults(func=_sign)
+
+    jobs_cli.register(commands)
+    simulator_cli.register(commands)
+    dlq_cli.register(commands)
     return parser
 
 

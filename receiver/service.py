@@ -15,6 +15,7 @@ from receiver.authentication import Authenticator
 from receiver.callback import CallbackEndpoint
 from receiver.config import Settings
 from receiver.deadletters import DeadLetterStore
+from receiver.enrichment import build_enricher
 from receiver.intake import Intake, build_intake
 from receiver.keyring import KeyRing
 from receiver.metrics import Metrics
@@ -37,6 +38,7 @@ class ReceiverService:
         self.intake: Intake = build_intake(settings.intake)
         self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
         self.dead_letters = DeadLetterStore(settings.dead_letters.path)
+        self.enricher = build_enricher(settings, self.metrics)
         self.pipeline = Pipeline(
             self.intake,
             self.sinks,
@@ -44,6 +46,7 @@ class ReceiverService:
             self.dead_letters,
             settings.pipeline,
             self.metrics,
+            enrich=self.enricher.enrich if self.enricher else None,
             enrichment=settings.enrichment,
             sink_settings=settings.sinks,
         )
@@ -69,6 +72,8 @@ class ReceiverService:
         await self.intake.start()
         for sink in self.sinks.values():
             await sink.start()
+        if self.enricher is not None:
+            await self.enricher.start()
         self.pipeline.start()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         self.started = True
@@ -91,6 +96,8 @@ class ReceiverService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
         await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)
+        if self.enricher is not None:
+            await self.enricher.close()
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.close()

@@ -108,3 +108,17 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     example = Path(__file__).parent.parent / "receiver.example.toml"
     monkeypatch.setenv("RECEIVER_AUTH__KEYS", '["example-key"]')
     assert load_settings(example).server.path
+
+
+def test_check_command_reports_each_part(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good.write_text(good.read_text().replace('path = "out.jsonl"', f'path = "{good.parent / "out.jsonl"}"'))
+    assert main(["check", "--config", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "ok   sink out (jsonl)" in out and "metastudio list call: skipped" in out
+
+
+def test_check_command_fails_on_unreachable_api(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = good.read_text().replace('path = "out.jsonl"', f'path = "{good.parent / "out.jsonl"}"')
+    good.write_text(text + '\n[metastudio]\nendpoint = "http://127.0.0.1:9"\nproject_id = "p"\nak = "a"\nsk = "s"\nmax_retries = 0\n')
+    assert main(["check", "--config", str(good)]) == 1
+    assert "FAIL metastudio list call" in capsys.readouterr().out

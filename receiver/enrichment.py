@@ -1,0 +1,132 @@
+"""The enrichment step: put each event's live job (secrets removed) into its envelope.
+
+``data.job`` is the job, ``data.enrichment`` says how it was found:
+``{"status": "ok" | "not_found" | "mismatch" | "unavailable", "source": "cache" | "api",
+"looked_up_at": RFC 3339, "error"?}``. A lookup failure never drops an event: it is retried
+until ``enrichment.deadline_seconds``, then the event goes on as ``unavailable``. While the
+API stays down, later events make one attempt each instead of waiting the deadline again,
+so the pipeline keeps moving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Any
+
+from receiver.config import EnrichmentSettings, Settings
+from receiver.envelope import rfc3339
+from receiver.events import EventType, StreamState
+from receiver.metastudio.cache import JobCache, Lookup
+from receiver.metastudio.client import MetaStudioClient
+from receiver.metastudio.errors import MetaStudioError
+from receiver.metrics import Metrics
+
+log = logging.getLogger("receiver.enrichment")
+
+# Stream states after which the job's own state has changed: look it up afresh.
+_REFRESHING_STATES = frozenset({StreamState.END, StreamState.DISCONNECTED})
+
+
+class Enricher:
+    """Fills ``data.job`` and ``data.enrichment``; sweeps the tenant's jobs in the background."""
+
+    def __init__(
+        self,
+        cache: JobCache,
+        settings: EnrichmentSettings,
+        metrics: Metrics,
+        client: MetaStudioClient | None = None,
+    ) -> None:
+        self.cache = cache
+        self._settings = settings
+        self._metrics = metrics
+        self._client = client
+        self._sweeper: asyncio.Task[None] | None = None
+        self._api_down = False
+
+    async def start(self) -> None:
+        """Start the periodic sweep (its first run warms the cache)."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def enrich(self, envelope: dict[str, Any]) -> None:
+        """Look the event's job up and record the outcome in the envelope."""
+        data = envelope["data"]
+        job_id, room_id = envelope["jobid"], envelope["roomid"]
+        if not job_id or not room_id:
+            data["enrichment"] = self._outcome("not_found", "cache", "no job_id or room_id")
+            return
+        if data["event_type"] == EventType.RTMP_STREAM_STATE_CHANGE and (
+            data["message"].get("state") in _REFRESHING_STATES
+        ):
+            self.cache.invalidate(job_id)
+        result, error = await self._lookup(job_id, room_id)
+        if result is None:
+            data["enrichment"] = self._outcome("unavailable", "api", error)
+            return
+        data["job"] = result.job
+        data["enrichment"] = self._outcome(result.status, result.source)
+
+    def _outcome(self, status: str, source: str, error: str | None = None) -> dict[str, Any]:
+        self._metrics.enrichment.labels(status, source).inc()
+        outcome: dict[str, Any] = {
+            "status": status,
+            "source": source,
+            "looked_up_at": rfc3339(time.time()),
+        }
+        if error:
+            outcome["error"] = error
+        return outcome
+
+    async def _lookup(self, job_id: str, room_id: str) -> tuple[Lookup | None, str]:
+        deadline = time.monotonic() + self._settings.deadline_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await self.cache.lookup(job_id, room_id)
+            except MetaStudioError as error:
+                message = str(error)
+            else:
+                self._api_down = False
+                return result, ""
+            remaining = deadline - time.monotonic()
+            if self._api_down or remaining <= 0:
+                self._api_down = True
+                log.warning("job lookup unavailable", extra={"job_id": job_id, "error": message})
+                return None, message
+            await asyncio.sleep(min(remaining, random.uniform(0, min(5.0, 0.2 * 2**attempt))))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.cache.sweep()
+            except MetaStudioError as error:
+                log.warning("job sweep failed", extra={"error": str(error)})
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
+
+
+def build_enricher(settings: Settings, metrics: Metrics) -> Enricher | None:
+    """The enricher for these settings, or None when enrichment is disabled."""
+    if not settings.enrichment.enabled:
+        return None
+    client = MetaStudioClient(settings.metastudio)
+    cache = JobCache(
+        client,
+        ttl_seconds=settings.enrichment.ttl_seconds,
+        negative_ttl_seconds=settings.enrichment.negative_ttl_seconds,
+        max_entries=settings.enrichment.cache_size,
+        on_call=lambda operation, outcome: metrics.api_calls.labels(operation, outcome).inc(),
+    )
+    return Enricher(cache, settings.enrichment, metrics, client)

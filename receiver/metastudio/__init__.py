@@ -1,0 +1,87 @@
+"""Client of the Huawei Cloud MetaStudio smart-live job APIs (AK/SK or IAM token auth)."""
+
+from receiver.metastudio.auth import AkSkAuth, Auth, TokenAuth, auth_from_settings, iam_tokens_url
+from receiver.metastudio.client import ClientCounters, MetaStudioClient
+from receiver.metastudio.errors import (
+    AuthError,
+    BadRequest,
+    InvalidQueryError,
+    InvalidResponse,
+    MetaStudioError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Timeout,
+    TransportError,
+    error_for_status,
+)
+from receiver.metastudio.models import (
+    CoStreamerConfig,
+    ErrorInfo,
+    ListJobsResponse,
+    LiveEventCallbackConfig,
+    LiveJobLog,
+    PlatformLiveInfo,
+    RtcCallbackConfig,
+    RtcRoomInfo,
+    RtcUser,
+    SmartLiveJob,
+    VoiceConfig,
+)
+from receiver.metastudio.query import JobsQuery, ListJobsQuery
+from receiver.metastudio.ratelimit import RateLimiter
+from receiver.metastudio.redaction import REDACTED, is_secret_name, redact_job
+from receiver.metastudio.signing import (
+    canonical_query,
+    canonical_request,
+    encode_query,
+    parse_authorization,
+    sign_request,
+    signature,
+    string_to_sign,
+)
+
+__all__ = [
+    "REDACTED",
+    "AkSkAuth",
+    "Auth",
+    "AuthError",
+    "BadRequest",
+    "ClientCounters",
+    "CoStreamerConfig",
+    "ErrorInfo",
+    "InvalidQueryError",
+    "InvalidResponse",
+    "JobsQuery",
+    "ListJobsQuery",
+    "ListJobsResponse",
+    "LiveEventCallbackConfig",
+    "LiveJobLog",
+    "MetaStudioClient",
+    "MetaStudioError",
+    "NotFound",
+    "PlatformLiveInfo",
+    "RateLimited",
+    "RateLimiter",
+    "RtcCallbackConfig",
+    "RtcRoomInfo",
+    "RtcUser",
+    "ServerError",
+    "SmartLiveJob",
+    "Timeout",
+    "TokenAuth",
+    "TransportError",
+    "VoiceConfig",
+    "auth_from_settings",
+    "canonical_query",
+    "canonical_request",
+    "encode_query",
+    "error_for_status",
+    "iam_tokens_url",
+    "is_secret_name",
+    "parse_authorization",
+    "redact_job",
+    "sign_request",
+    "signature",
+    "string_to_sign",
+]
