@@ -94,7 +94,7 @@ def test_parser_only_ever_raises_bad_event(raw: bytes) -> None:
 
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
         lambda inner: (
             st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
         ),

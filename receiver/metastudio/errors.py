@@ -122,6 +122,8 @@ def _error_fields(body: bytes) -> tuple[str, str]:
     except orjson.JSONDecodeError:
         # A body that is not the provider's JSON (a proxy page, an echo) is not repeated.
         return "", "(non-JSON error body)"
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        data = data["error"]  # IAM nests its error: {"error": {"code": ..., "message": ...}}
     if not isinstance(data, dict):
         return "", "(non-JSON error body)"
     code = data.get("error_code") or data.get("code") or ""

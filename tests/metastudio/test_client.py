@@ -15,6 +15,7 @@ from receiver.metastudio import (
     InvalidResponse,
     ListJobsQuery,
     MetaStudioClient,
+    MetaStudioError,
     NotFound,
     RateLimited,
     RateLimiter,
@@ -29,7 +30,9 @@ from .fake_api import AK, PROJECT_ID, SK, Fault, RunningApi, free_port, make_job
 THROTTLED = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached"}
 
 
-async def test_list_jobs_sends_every_query_parameter(api: RunningApi, make_client: ClientFactory):
+async def test_list_jobs_sends_every_query_parameter(
+    api: RunningApi, make_client: ClientFactory
+) -> None:
     api.state.jobs = [make_job(i) for i in range(3)]
     client = make_client()
     page = await client.list_jobs(
@@ -60,7 +63,7 @@ async def test_list_jobs_sends_every_query_parameter(api: RunningApi, make_clien
 
 async def test_list_jobs_returns_models_with_unknown_fields(
     api: RunningApi, make_client: ClientFactory
-):
+) -> None:
     api.state.jobs = [make_job(i) for i in range(3)]
     page = await make_client().list_jobs(ListJobsQuery(limit=2), state="WAITING,PROCESSING")
     assert page.count == 3
@@ -69,7 +72,7 @@ async def test_list_jobs_returns_models_with_unknown_fields(
     assert api.state.query_of() == {"limit": "2", "state": "WAITING,PROCESSING"}
 
 
-async def test_iter_jobs_follows_every_page(api: RunningApi, make_client: ClientFactory):
+async def test_iter_jobs_follows_every_page(api: RunningApi, make_client: ClientFactory) -> None:
     api.state.jobs = [make_job(i) for i in range(25)]
     client = make_client()
     jobs = [job async for job in client.iter_jobs(limit=10, sort_dir="desc")]
@@ -82,7 +85,7 @@ async def test_iter_jobs_follows_every_page(api: RunningApi, make_client: Client
 
 async def test_iter_jobs_defaults_to_full_pages_and_stops_on_empty(
     api: RunningApi, make_client: ClientFactory
-):
+) -> None:
     api.state.jobs = [make_job(i) for i in range(3)]
     jobs = [job async for job in make_client().iter_jobs(offset=1)]
     assert len(jobs) == 2
@@ -91,7 +94,7 @@ async def test_iter_jobs_defaults_to_full_pages_and_stops_on_empty(
     assert [job async for job in make_client().iter_jobs()] == []
 
 
-async def test_room_lists_and_get_job(api: RunningApi, make_client: ClientFactory):
+async def test_room_lists_and_get_job(api: RunningApi, make_client: ClientFactory) -> None:
     api.state.jobs = [make_job(i, room_id="room-a" if i < 12 else "room-b") for i in range(15)]
     client = make_client()
     page = await client.list_room_jobs("room-b", state="PROCESSING")
@@ -109,7 +112,7 @@ async def test_room_lists_and_get_job(api: RunningApi, make_client: ClientFactor
     assert caught.value.request_id == "req-fake-0001"
 
 
-async def test_room_list_refuses_room_name(make_client: ClientFactory):
+async def test_room_list_refuses_room_name(make_client: ClientFactory) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         await make_client().list_room_jobs("room-a", ListJobsQuery(room_name="x"))
     assert caught.value.params == ("room_name",)
@@ -117,7 +120,7 @@ async def test_room_list_refuses_room_name(make_client: ClientFactory):
         await make_client().list_room_jobs("", limit=1)
 
 
-async def test_path_segments_are_escaped(api: RunningApi, make_client: ClientFactory):
+async def test_path_segments_are_escaped(api: RunningApi, make_client: ClientFactory) -> None:
     with pytest.raises(NotFound):
         await make_client().get_job("room/../x", "job 1")
     assert api.state.unknown_paths == [
@@ -127,7 +130,7 @@ async def test_path_segments_are_escaped(api: RunningApi, make_client: ClientFac
 
 async def test_app_user_id_header(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     await make_client(make_settings(app_user_id="shop-42")).list_jobs()
     assert api.state.seen[-1].headers["x-app-userid"] == "shop-42"
     await make_client().list_jobs()
@@ -138,7 +141,7 @@ async def test_app_user_id_header(
 
 async def test_429_backs_off_then_succeeds(
     api: RunningApi, make_client: ClientFactory, backoff_sleep: SleepRecorder
-):
+) -> None:
     api.state.faults.extend([Fault(429, THROTTLED), Fault(429, THROTTLED)])
     client = make_client(backoff_base=0.5, jitter=lambda: 1.0)
     page = await client.list_jobs()
@@ -156,7 +159,7 @@ async def test_backoff_is_exponential_full_jitter_and_capped(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     backoff_sleep: SleepRecorder,
-):
+) -> None:
     api.state.faults.extend([Fault(503, {"error_code": "MSS.00000004"})] * 5)
     draws = iter([0.5, 0.25, 1.0, 0.0, 0.5])
     client = make_client(
@@ -171,7 +174,7 @@ async def test_retries_are_bounded(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     backoff_sleep: SleepRecorder,
-):
+) -> None:
     api.state.faults.extend(
         [Fault(500, {"error_code": "MSS.00000004", "error_msg": "Internal Error"})] * 10
     )
@@ -189,7 +192,7 @@ async def test_retries_are_bounded(
 
 async def test_429_exhausted_raises_rate_limited(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     api.state.faults.extend([Fault(429, THROTTLED)] * 5)
     with pytest.raises(RateLimited) as caught:
         await make_client(make_settings(max_retries=0)).list_jobs()
@@ -229,10 +232,10 @@ async def test_errors_are_typed_and_not_retried(
     make_client: ClientFactory,
     status: int,
     body: dict[str, str],
-    error: type[Exception],
+    error: type[MetaStudioError],
     code: str,
     message: str,
-):
+) -> None:
     api.state.faults.append(Fault(status, body))
     client = make_client()
     with pytest.raises(error) as caught:
@@ -245,7 +248,9 @@ async def test_errors_are_typed_and_not_retried(
     )
 
 
-async def test_non_json_error_bodies_are_not_echoed(api: RunningApi, make_client: ClientFactory):
+async def test_non_json_error_bodies_are_not_echoed(
+    api: RunningApi, make_client: ClientFactory
+) -> None:
     page = b"<html>bad gateway " + SK.encode() + b"</html>"
     api.state.faults.extend([Fault(502, raw=page)] * 5)
     with pytest.raises(ServerError) as caught:
@@ -256,7 +261,7 @@ async def test_non_json_error_bodies_are_not_echoed(api: RunningApi, make_client
 
 async def test_a_malformed_success_is_an_invalid_response(
     api: RunningApi, make_client: ClientFactory
-):
+) -> None:
     api.state.faults.append(Fault(200, raw=b'{"count": "many"}'))
     with pytest.raises(InvalidResponse):
         await make_client().list_jobs()
@@ -264,7 +269,7 @@ async def test_a_malformed_success_is_an_invalid_response(
 
 async def test_wrong_secret_key_is_an_auth_error_without_retry(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     client = make_client(make_settings(sk=SecretStr("not-the-right-sk")))
     with pytest.raises(AuthError) as caught:
         await client.list_jobs()
@@ -276,7 +281,7 @@ async def test_wrong_secret_key_is_an_auth_error_without_retry(
 
 async def test_timeouts_are_retried_then_raised(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     api.state.faults.extend([Fault(delay=1.0), Fault(delay=1.0)])
     client = make_client(make_settings(timeout_seconds=0.1, max_retries=1))
     with pytest.raises(Timeout) as caught:
@@ -289,7 +294,7 @@ async def test_timeouts_are_retried_then_raised(
 
 async def test_a_slow_answer_then_a_fast_one_succeeds(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     api.state.faults.append(Fault(delay=1.0))
     client = make_client(make_settings(timeout_seconds=0.2, max_retries=2))
     assert (await client.list_jobs()).count == 0
@@ -298,7 +303,7 @@ async def test_a_slow_answer_then_a_fast_one_succeeds(
 
 async def test_connection_refused_is_a_transport_error(
     make_client: ClientFactory, make_settings: SettingsFactory, backoff_sleep: SleepRecorder
-):
+) -> None:
     port = free_port()
     client = make_client(make_settings(endpoint=f"http://127.0.0.1:{port}", max_retries=2))
     with pytest.raises(TransportError) as caught:
@@ -310,7 +315,7 @@ async def test_connection_refused_is_a_transport_error(
 
 async def test_every_attempt_waits_for_the_shared_limiter(
     api: RunningApi, make_client: ClientFactory
-):
+) -> None:
     api.state.jobs = [make_job(i) for i in range(30)]
     api.state.faults.append(Fault(429, THROTTLED))
     limiter = RateLimiter(10_000)
@@ -326,7 +331,7 @@ async def test_secrets_never_show_in_errors_reprs_or_logs(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     caplog: pytest.LogCaptureFixture,
-):
+) -> None:
     caplog.set_level(logging.DEBUG)
     client = make_client(make_settings(max_retries=1))
     api.state.faults.extend([Fault(500, {"error_msg": "x"})] * 2)

@@ -8,9 +8,11 @@ the wire, as the client side is shown to match in ``test_signing``.
 from __future__ import annotations
 
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.exceptions import exceptions
-from huaweicloudsdkmetastudio.v1 import (
+from huaweicloudsdkcore.auth.credentials import (  # type: ignore[import-untyped]
+    BasicCredentials,
+)
+from huaweicloudsdkcore.exceptions import exceptions  # type: ignore[import-untyped]
+from huaweicloudsdkmetastudio.v1 import (  # type: ignore[import-untyped]
     ListSmartLiveJobsRequest,
     MetaStudioClient,
     ShowSmartLiveRequest,
@@ -20,12 +22,13 @@ from .fake_api import AK, PROJECT_ID, SK, RunningApi, make_job
 
 
 def _sdk(api: RunningApi, sk: str = SK) -> MetaStudioClient:
-    return (  # type: ignore[no-any-return]
+    client: MetaStudioClient = (
         MetaStudioClient.new_builder()
         .with_credentials(BasicCredentials(AK, sk, PROJECT_ID))
         .with_endpoint(api.url)
         .build()
     )
+    return client
 
 
 def test_official_sdk_list_request_is_accepted(api: RunningApi) -> None:

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from huaweicloudsdkcore.sdk_request import SdkRequest
-from huaweicloudsdkcore.signer.signer import Signer
+from huaweicloudsdkcore.sdk_request import SdkRequest  # type: ignore[import-untyped]
+from huaweicloudsdkcore.signer.signer import Signer  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -177,7 +177,7 @@ def test_matches_official_sdk_on_a_post_with_body() -> None:
 
 
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
     max_size=12,
 )
 
@@ -186,7 +186,7 @@ _text = st.text(
 @given(
     query=st.lists(st.tuples(st.text(min_size=1, max_size=8).filter(str.isprintable), _text)),
     segment=st.text(
-        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="/?#%"),
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
         min_size=1,
         max_size=10,
     ).filter(lambda text: text.strip(".") != ""),

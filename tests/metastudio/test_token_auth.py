@@ -52,7 +52,7 @@ def _token_auth(
 
 async def test_token_is_fetched_once_and_sent(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     api.state.jobs = [make_job(1)]
     client = make_client(make_settings(auth="token"))
     await client.list_jobs()
@@ -82,7 +82,7 @@ async def test_token_is_fetched_once_and_sent(
 
 async def test_concurrent_callers_share_one_fetch(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     api.state.iam_delay = 0.2
     client = make_client(make_settings(auth="token"))
     pages = await asyncio.gather(*(client.list_jobs() for _ in range(10)))
@@ -95,7 +95,7 @@ async def test_token_is_renewed_ahead_of_expiry(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     iam_http: httpx.AsyncClient,
-):
+) -> None:
     api.state.token_expires_at = EXPIRES.isoformat().replace("+00:00", ".000000Z")
     clock = FakeClock(EXPIRES.timestamp() - 3600)
     auth = _token_auth(make_settings, iam_http, clock)
@@ -117,7 +117,7 @@ async def test_token_is_renewed_ahead_of_expiry(
 
 async def test_without_expires_at_a_token_lives_24_hours(
     api: RunningApi, make_settings: SettingsFactory, iam_http: httpx.AsyncClient
-):
+) -> None:
     clock = FakeClock(1_700_000_000.0)
     auth = _token_auth(make_settings, iam_http, clock)
     assert await auth.token() == "token-secret-001"
@@ -126,7 +126,7 @@ async def test_without_expires_at_a_token_lives_24_hours(
 
 async def test_a_short_lived_token_is_renewed_half_way(
     api: RunningApi, make_settings: SettingsFactory, iam_http: httpx.AsyncClient
-):
+) -> None:
     api.state.token_expires_at = "2030-01-01T00:00:00Z"
     clock = FakeClock(EXPIRES.timestamp() - 120)
     auth = _token_auth(make_settings, iam_http, clock)
@@ -141,7 +141,7 @@ async def test_a_short_lived_token_is_renewed_half_way(
 
 async def test_401_renews_once_and_retries(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     client = make_client(make_settings(auth="token"))
     await client.list_jobs()
     api.state.tokens.clear()  # the token was revoked server side
@@ -157,7 +157,7 @@ async def test_401_renews_once_and_retries(
 
 async def test_a_second_401_is_raised(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     denied = {"error_code": "APIGW.0307", "error_msg": "The token must be updated"}
     api.state.faults.extend([Fault(401, denied)] * 3)
     client = make_client(make_settings(auth="token"))
@@ -171,7 +171,7 @@ async def test_a_second_401_is_raised(
 
 async def test_concurrent_401s_share_one_renewal(
     api: RunningApi, make_client: ClientFactory, make_settings: SettingsFactory
-):
+) -> None:
     client = make_client(make_settings(auth="token"))
     await client.list_jobs()
     api.state.tokens.clear()
@@ -185,7 +185,7 @@ async def test_wrong_password_is_an_auth_error_and_no_api_call(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     caplog: pytest.LogCaptureFixture,
-):
+) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-password-secret"
     client = make_client(make_settings(auth="token", iam_password=SecretStr(wrong)))
@@ -202,7 +202,7 @@ async def test_the_token_never_shows(
     make_client: ClientFactory,
     make_settings: SettingsFactory,
     caplog: pytest.LogCaptureFixture,
-):
+) -> None:
     caplog.set_level(logging.DEBUG)
     client = make_client(make_settings(auth="token", max_retries=0))
     await client.list_jobs()
@@ -221,7 +221,9 @@ async def test_the_token_never_shows(
         assert IAM_PASSWORD not in text
 
 
-def test_password_file_and_missing_credentials(tmp_path: Path, make_settings: SettingsFactory):
+def test_password_file_and_missing_credentials(
+    tmp_path: Path, make_settings: SettingsFactory
+) -> None:
     from receiver.metastudio import MetaStudioClient
 
     secret = tmp_path / "iam-password"
