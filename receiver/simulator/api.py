@@ -77,7 +77,9 @@ class SimState:
 
 def _json(body: Any, request_id: str, status: int = 200) -> Response:
     return Response(
-        orjson.dumps(body), status_code=status, media_type=JSON_TYPE,
+        orjson.dumps(body),
+        status_code=status,
+        media_type=JSON_TYPE,
         headers={"X-Request-Id": request_id},
     )
 
@@ -239,4 +241,3 @@ def create_api_app(
     app.state.sim = state
     app.state.stats = state.stats
     return app
-

@@ -42,8 +42,15 @@ def _run_api(args: argparse.Namespace) -> int:
 
     jobs = generate_jobs(args.jobs, args.seed, args.project_id)
     app = create_api_app(
-        jobs, args.project_id, args.ak, args.sk, token=args.token, fail_rate=args.fail_rate,
-        latency_ms=args.latency_ms, rate_limit=args.rate_limit, seed=args.seed,
+        jobs,
+        args.project_id,
+        args.ak,
+        args.sk,
+        token=args.token,
+        fail_rate=args.fail_rate,
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+        seed=args.seed,
     )
     print(
         f"MetaStudio simulator: http://{args.host}:{args.port} project {args.project_id}, "
@@ -79,7 +86,11 @@ def _run_send(args: argparse.Namespace) -> int:
     target = Target(url=args.url, key=args.key or "", auth_type=auth)
     summary = asyncio.run(
         send_plan(
-            plan, target, rate=args.rate, concurrency=args.concurrency, count=count,
+            plan,
+            target,
+            rate=args.rate,
+            concurrency=args.concurrency,
+            count=count,
             insecure=args.insecure,
         )
     )
@@ -116,7 +127,9 @@ def _send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     send.add_argument("--auth", choices=[t.value for t in AuthType], default="MSS_A_HEAD")
     group = send.add_mutually_exclusive_group()
     group.add_argument(
-        "--event", action="append", metavar="TYPE",
+        "--event",
+        action="append",
+        metavar="TYPE",
         help=f"send single events of this type (repeatable; e.g. {', '.join(EVENT_TYPES)})",
     )
     group.add_argument("--scenario", choices=SCENARIOS, default=LIVE_SESSION)

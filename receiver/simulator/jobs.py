@@ -22,8 +22,16 @@ DEFAULT_CALLBACK_URL = "https://receiver.example.com/callbacks/metastudio"
 
 _STATE_WEIGHTS = (0.12, 0.62, 0.14, 0.07, 0.05)
 _THEMES = (
-    "spring sale", "新品首发", "summer deals", "美妆专场", "home & kitchen", "数码好物",
-    "flash sale", "零食节", "outdoor gear", "会员日",
+    "spring sale",
+    "新品首发",
+    "summer deals",
+    "美妆专场",
+    "home & kitchen",
+    "数码好物",
+    "flash sale",
+    "零食节",
+    "outdoor gear",
+    "会员日",
 )
 _PLATFORMS = (("meituan", "opBiz"), ("douyin", "dy"), ("kuaishou", "ks"), ("taobao", "tb"))
 _RTC_USER_TYPES = ("RENDER", "INFERENCE_USER", "PLAYER")

@@ -66,16 +66,23 @@ def _live_id(job: Job) -> str | None:
 def rtmp_event(job: Job, state: str) -> Callback:
     """``RTMP_STREAM_STATE_CHANGE`` with ``state`` for ``job``."""
     output_url, stream_key = _stream(job)
-    return Callback(RTMP_STREAM_STATE_CHANGE, {
-        "room_id": job["room_id"], "job_id": job["job_id"],
-        "output_url": output_url, "stream_key": stream_key, "state": state,
-    })
+    return Callback(
+        RTMP_STREAM_STATE_CHANGE,
+        {
+            "room_id": job["room_id"],
+            "job_id": job["job_id"],
+            "output_url": output_url,
+            "stream_key": stream_key,
+            "state": state,
+        },
+    )
 
 
 def script_event(job: Job, sequence_no: int, rng: random.Random) -> Callback:
     """``SHOOT_SCRIPT_SWITCH`` to paragraph ``sequence_no`` (sent as a string)."""
     message: dict[str, Any] = {
-        "room_id": job["room_id"], "job_id": job["job_id"],
+        "room_id": job["room_id"],
+        "job_id": job["job_id"],
         "scene_script_name": rng.choice(_SCENES),
         "shoot_script_sequence_no": str(sequence_no),
         "shoot_script_title": rng.choice(_TITLES),
@@ -89,9 +96,14 @@ def script_event(job: Job, sequence_no: int, rng: random.Random) -> Callback:
 def reply_event(job: Job, rng: random.Random) -> Callback:
     """``REPLY_COMMAND_FINISH`` for a random reply id."""
     reply_id = format(rng.getrandbits(128), "032x")
-    return Callback(REPLY_COMMAND_FINISH, {
-        "room_id": job["room_id"], "job_id": job["job_id"], "reply_id": reply_id,
-    })
+    return Callback(
+        REPLY_COMMAND_FINISH,
+        {
+            "room_id": job["room_id"],
+            "job_id": job["job_id"],
+            "reply_id": reply_id,
+        },
+    )
 
 
 def single_event(job: Job, event_type: str, rng: random.Random, index: int = 0) -> Callback:

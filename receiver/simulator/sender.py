@@ -137,7 +137,10 @@ class _Run:
 
 
 async def _post(
-    client: httpx.AsyncClient, target: Target, event: Callback, summary: Summary,
+    client: httpx.AsyncClient,
+    target: Target,
+    event: Callback,
+    summary: Summary,
     clock: Callable[[], float],
 ) -> None:
     url, headers = target.signed(clock())

@@ -192,6 +192,7 @@ async def test_wrong_password_is_an_auth_error_and_no_api_call(
     with pytest.raises(AuthError) as caught:
         await client.list_jobs()
     assert caught.value.status == 401
+    assert caught.value.error_msg == "The username or password is wrong."
     assert api.state.seen == []
     for text in (str(caught.value), repr(caught.value), repr(client.auth), caplog.text):
         assert wrong not in text

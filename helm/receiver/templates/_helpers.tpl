@@ -1,0 +1,188 @@
+{{/* Names */}}
+{{- define "receiver.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "receiver.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "receiver.version" -}}
+{{- default .Chart.AppVersion .Values.image.tag | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels */}}
+{{- define "receiver.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "receiver.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: {{ .Values.component }}
+{{- end -}}
+
+{{- define "receiver.labels" -}}
+{{ include "receiver.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "receiver.version" . | quote }}
+app.kubernetes.io/part-of: {{ .Values.partOf }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "receiver.chart" . }}
+{{- end -}}
+
+{{- define "receiver.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "receiver.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.secretName" -}}
+{{- default (printf "%s-secrets" (include "receiver.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "receiver.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The sqlite intake is one embedded file: a StatefulSet with one replica and a volume. */}}
+{{- define "receiver.stateful" -}}
+{{- if eq .Values.config.intake.backend "sqlite" -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where the pod finds its files */}}
+{{- define "receiver.secretDir" -}}/etc/receiver/secrets{{- end -}}
+{{- define "receiver.dataDir" -}}/var/lib/receiver{{- end -}}
+
+{{/* Which optional secret files exist: "true" or "". */}}
+{{- define "receiver.hasAkSk" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- if and .Values.secrets.existingSecretKeys.ak .Values.secrets.existingSecretKeys.sk -}}true{{- end -}}
+{{- else if and .Values.secrets.metastudio.ak .Values.secrets.metastudio.sk -}}true
+{{- else if or .Values.secrets.metastudio.ak .Values.secrets.metastudio.sk -}}
+{{- fail "secrets.metastudio: give both ak and sk, or neither" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.hasIamPassword" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- if .Values.secrets.existingSecretKeys.iamPassword -}}true{{- end -}}
+{{- else if .Values.secrets.metastudio.iamPassword -}}true
+{{- end -}}
+{{- end -}}
+
+{{/* The callback URL as registered at MetaStudio. */}}
+{{- define "receiver.publicUrl" -}}
+{{- $server := .Values.config.server -}}
+{{- if $server.public_url -}}
+{{- $server.public_url -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.host -}}
+{{- printf "%s://%s%s" (ternary "https" "http" .Values.ingress.tls.enabled) .Values.ingress.host $server.path -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The configuration with the keys the chart owns filled in. */}}
+{{- define "receiver.settings" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $dir := include "receiver.secretDir" . -}}
+{{- $_ := set $cfg.server "host" "0.0.0.0" -}}
+{{- $url := include "receiver.publicUrl" . -}}
+{{- if $url }}{{ $_ := set $cfg.server "public_url" $url }}{{ end -}}
+{{- $_ := set $cfg.auth "keys_file" (printf "%s/keys" $dir) -}}
+{{- if include "receiver.hasAkSk" . -}}
+{{- $_ := set $cfg.metastudio "ak_file" (printf "%s/ak" $dir) -}}
+{{- $_ := set $cfg.metastudio "sk_file" (printf "%s/sk" $dir) -}}
+{{- end -}}
+{{- if include "receiver.hasIamPassword" . -}}
+{{- $_ := set $cfg.metastudio "iam_password_file" (printf "%s/iam_password" $dir) -}}
+{{- end -}}
+{{- toJson $cfg -}}
+{{- end -}}
+
+{{/*
+A small TOML writer: strings are JSON strings (valid TOML basic strings), whole numbers are
+written as integers (Helm reads every number as a float), null values are left out.
+*/}}
+{{- define "receiver.toml.value" -}}
+{{- $kind := kindOf . -}}
+{{- if eq $kind "string" -}}
+{{- toJson . -}}
+{{- else if eq $kind "bool" -}}
+{{- . -}}
+{{- else if or (eq $kind "float64") (eq $kind "float32") -}}
+{{- if eq (float64 (int64 .)) (float64 .) -}}{{- int64 . -}}{{- else -}}{{- . -}}{{- end -}}
+{{- else if hasPrefix "int" $kind -}}
+{{- . -}}
+{{- else if eq $kind "slice" -}}
+[{{- range $i, $item := . -}}{{- if $i }}, {{ end -}}{{- include "receiver.toml.value" $item -}}{{- end -}}]
+{{- else -}}
+{{- fail (printf "config: cannot write a %s as a TOML value" $kind) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.toml.isTable" -}}
+{{- if eq (kindOf .) "map" -}}true{{- end -}}
+{{- end -}}
+
+{{- define "receiver.toml.isTableArray" -}}
+{{- if and (eq (kindOf .) "slice") (gt (len .) 0) -}}
+{{- if eq (kindOf (first .)) "map" -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list "dotted.name" map "[" "]") → the table's header, plain keys, then sub-tables. */}}
+{{- define "receiver.toml.table" -}}
+{{- $name := index . 0 -}}
+{{- $table := index . 1 -}}
+{{ index . 2 }}{{ $name }}{{ index . 3 }}
+{{- range $key := keys $table | sortAlpha -}}
+{{- $value := index $table $key -}}
+{{- if and (ne (kindOf $value) "invalid") (not (include "receiver.toml.isTable" $value)) (not (include "receiver.toml.isTableArray" $value)) }}
+{{ $key }} = {{ include "receiver.toml.value" $value }}
+{{- end -}}
+{{- end -}}
+{{- range $key := keys $table | sortAlpha -}}
+{{- $value := index $table $key -}}
+{{- if include "receiver.toml.isTable" $value }}
+
+{{ include "receiver.toml.table" (list (printf "%s.%s" $name $key) $value "[" "]") }}
+{{- else if include "receiver.toml.isTableArray" $value -}}
+{{- range $item := $value }}
+
+{{ include "receiver.toml.table" (list (printf "%s.%s" $name $key) $item "[[" "]]") }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "receiver.toml" -}}
+{{- $cfg := include "receiver.settings" . | fromJson -}}
+# receiver.toml rendered by the {{ include "receiver.chart" . }} chart from its values.
+# Secrets are files under {{ include "receiver.secretDir" . }}, never in this file.
+{{- range $section := list "server" "auth" "intake" "pipeline" "metastudio" "enrichment" "dead_letters" "logging" }}
+{{- if hasKey $cfg $section }}
+
+{{ include "receiver.toml.table" (list $section (index $cfg $section) "[" "]") }}
+{{- end }}
+{{- end }}
+{{- range $section := list "sinks" "routes" }}
+{{- range $item := index $cfg $section }}
+
+{{ include "receiver.toml.table" (list $section $item "[[" "]]") }}
+{{- end }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,786 @@
+"""The Helm chart: lint, render, Kubernetes schemas, security, values schema, receiver.toml."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.deploy._support import (
+    ALL_CASES,
+    CHART,
+    EXAMPLE_FILES,
+    NAMESPACE,
+    RELEASE,
+    REPO,
+    Rendered,
+    case_values,
+)
+
+LINT_CASES = ("default", *(name.removesuffix(".yaml") for name in EXAMPLE_FILES))
+#: Kubernetes versions whose schemas (kubernetes-validate, strict) every manifest must meet.
+KUBE_VERSIONS = ("1.29.0", "1.33.0")
+#: Custom resources: kubernetes-validate has schemas for built-in kinds only.
+CRD_GROUPS = ("monitoring.coreos.com/",)
+STATEFUL_CASES = {"default", "sqlite-single", "ingress-tls", "existing-secret"}
+SECRET_DIR = "/etc/receiver/secrets/"
+DATA_DIR = "/var/lib/receiver/"
+RECOMMENDED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+CHART_META = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+FULLNAME = f"{RELEASE}-receiver"
+
+
+def _lint_problems(report: dict[str, Any]) -> list[str]:
+    """What `helm lint --strict` fails on: warnings and errors (severity 2 and 3)."""
+    problems = [f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2]
+    return problems + list(report["errors"])
+
+
+# ---- helm lint --strict --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", LINT_CASES)
+@pytest.mark.parametrize("kube_version", [None, *(f"v{v}" for v in KUBE_VERSIONS)])
+def test_lint_strict(helm: Any, case: str, kube_version: str | None) -> None:
+    report = helm.lint(
+        str(CHART), case_values(case), strict=True, namespace=NAMESPACE, kube_version=kube_version
+    )
+    assert report["total_charts_linted"] == 1
+    assert _lint_problems(report) == []
+
+
+def test_chart_metadata() -> None:
+    assert CHART_META["apiVersion"] == "v2"
+    assert CHART_META["name"] == "receiver"
+    assert CHART_META["appVersion"] == "0.1.0"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert CHART_META["appVersion"] == pyproject["project"]["version"]
+    for name in EXAMPLE_FILES:
+        assert (CHART / "examples" / name).is_file(), name
+
+
+# ---- rendered manifests against the Kubernetes API schemas ---------------------------------
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_manifests_meet_kubernetes_schemas(
+    render: Any, kubernetes_validate: Any, case: str, version: str
+) -> None:
+    rendered = render(case=case)
+    assert rendered.docs, "nothing rendered"
+    validated = []
+    for doc in rendered.docs:
+        if doc["apiVersion"].startswith(CRD_GROUPS):
+            continue  # a custom resource: no built-in schema to check it against
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = "/".join(str(p) for p in error.path)
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']} at {where}: {error.message}")
+        validated.append(doc["kind"])
+    for kind in (
+        "ConfigMap",
+        "Service",
+        "ServiceAccount",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Pod",
+    ):
+        assert kind in validated
+    assert {"Deployment", "StatefulSet"} & set(validated)
+
+
+def test_schema_versions_are_shipped(kubernetes_validate: Any) -> None:
+    shipped = {".".join(v.split(".")[:2]) for v in kubernetes_validate.utils.all_versions()}
+    for version in KUBE_VERSIONS:
+        assert ".".join(version.split(".")[:2]) in shipped
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_strict_validation_catches_unknown_fields(
+    render: Any, kubernetes_validate: Any, version: str
+) -> None:
+    workload = copy.deepcopy(render(case="default").workload())
+    workload["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(workload, version, strict=True)
+
+
+# ---- workload kind ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(STATEFUL_CASES))
+def test_sqlite_is_a_single_statefulset_with_a_volume(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    assert rendered.merged["config"]["intake"]["backend"] == "sqlite"
+    assert "Deployment" not in rendered.kinds()
+    assert "HorizontalPodAutoscaler" not in rendered.kinds()
+    sts = rendered.one("StatefulSet")
+    assert sts["spec"]["replicas"] == 1
+    headless = rendered.one("Service", f"{FULLNAME}-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod = sts["spec"]["template"]["spec"]
+    assert "data" not in {v["name"] for v in pod["volumes"]}, "data comes from the claim"
+    mounts = {m["mountPath"]: m["name"] for m in rendered.container()["volumeMounts"]}
+    assert mounts["/var/lib/receiver"] == "data"
+    toml = tomllib.loads(rendered.toml_text())
+    assert toml["intake"]["path"].startswith(DATA_DIR)
+    assert toml["intake"].get("url", "") == ""
+
+
+def test_sqlite_single_example_sizes_its_volume(render: Any) -> None:
+    claim = render(case="sqlite-single").one("StatefulSet")["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+def test_nats_is_a_scaling_deployment(render: Any) -> None:
+    rendered = render(case="nats-replicas")
+    assert "StatefulSet" not in rendered.kinds()
+    deployment = rendered.one("Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"]
+    assert "volumeClaimTemplates" not in deployment["spec"]
+    assert "HorizontalPodAutoscaler" not in rendered.kinds()
+    assert len(rendered.all("Service")) == 1, "no headless Service without a StatefulSet"
+    toml = tomllib.loads(rendered.toml_text())
+    assert toml["intake"]["backend"] == "nats"
+    assert toml["intake"]["url"].startswith("nats://")
+    assert [s["type"] for s in toml["sinks"]] == ["nats"]
+
+
+def test_autoscaling_renders_an_hpa_for_the_deployment(render: Any) -> None:
+    rendered = render(case="redis-autoscaling")
+    deployment = rendered.one("Deployment")
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    hpa = rendered.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    targets = {
+        m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+        for m in hpa["spec"]["metrics"]
+    }
+    assert targets == {"cpu": 70, "memory": 80}
+
+
+# ---- security ----------------------------------------------------------------------------
+
+
+def _assert_restricted_container(container: dict[str, Any]) -> None:
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] == 10001
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in sc["capabilities"]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert sc.get("privileged", False) is False
+
+
+def _assert_restricted_pod(pod: dict[str, Any]) -> None:
+    assert pod["automountServiceAccountToken"] is False
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True
+    assert psc["runAsUser"] == 10001
+    assert psc["fsGroup"] == 10001
+    assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(key, False)
+    for container in pod["containers"]:
+        _assert_restricted_container(container)
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_pods_are_locked_down(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    pod = rendered.workload()["spec"]["template"]["spec"]
+    _assert_restricted_pod(pod)
+    _assert_restricted_pod(rendered.one("Pod")["spec"])  # the helm test hook
+    account = rendered.one("ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in rendered.container()["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    writable = {path for path, m in mounts.items() if not m.get("readOnly", False)}
+    assert writable == {"/tmp", "/var/lib/receiver"}
+    assert mounts["/etc/receiver/receiver.toml"]["subPath"] == "receiver.toml"
+    assert "secret" in volumes[mounts["/etc/receiver/secrets"]["name"]]
+    resources = rendered.container()["resources"]
+    assert resources["requests"]["cpu"]
+    assert resources["limits"]["memory"]
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_probes_and_ports(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    container = rendered.container()
+    port = rendered.merged["config"]["server"]["port"]
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert container["args"] == ["serve", "--config", "/etc/receiver/receiver.toml"]
+    assert "command" not in container, "the image's ENTRYPOINT runs"
+    service = rendered.one("Service", FULLNAME)
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    grace = rendered.workload()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    server = rendered.merged["config"]["server"]
+    assert grace > server["graceful_shutdown_seconds"] + rendered.merged["preStopSleepSeconds"]
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_recommended_labels_everywhere(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    for doc in rendered.docs:
+        labels = doc["metadata"]["labels"]
+        for label in RECOMMENDED_LABELS:
+            assert labels.get(label), f"{doc['kind']} lacks {label}"
+        assert labels["app.kubernetes.io/version"] == CHART_META["appVersion"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["helm.sh/chart"] == f"receiver-{CHART_META['version']}"
+    workload = rendered.workload()
+    selector = workload["spec"]["selector"]["matchLabels"]
+    pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+    for label in RECOMMENDED_LABELS:
+        assert pod_labels.get(label), f"pod template lacks {label}"
+    assert selector.items() <= pod_labels.items()
+    assert "app.kubernetes.io/version" not in selector, "selectors are immutable"
+    assert rendered.one("Service", FULLNAME)["spec"]["selector"] == selector
+    test_pod_labels = rendered.one("Pod")["metadata"]["labels"]
+    assert not selector.items() <= test_pod_labels.items(), "the test pod is no endpoint"
+
+
+# ---- checksums -----------------------------------------------------------------------------
+
+
+def _annotations(rendered: Rendered) -> dict[str, str]:
+    annotations: dict[str, str] = rendered.workload()["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_checksum_annotations(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    annotations = _annotations(rendered)
+    expected = hashlib.sha256(rendered.toml_text().removesuffix("\n").encode()).hexdigest()
+    assert annotations["checksum/config"] == expected
+    assert len(annotations["checksum/secret"]) == 64
+    int(annotations["checksum/secret"], 16)
+
+
+def test_checksums_follow_their_inputs(render: Any) -> None:
+    base = render({"secrets": {"callbackKeys": ["k1"]}})
+    config_changed = render(
+        {"secrets": {"callbackKeys": ["k1"]}, "config": {"logging": {"level": "DEBUG"}}}
+    )
+    secret_changed = render({"secrets": {"callbackKeys": ["k2"]}})
+    same = render({"secrets": {"callbackKeys": ["k1"]}})
+    a, c, s, again = (_annotations(r) for r in (base, config_changed, secret_changed, same))
+    assert a == again, "rendering is deterministic when the keys are given"
+    assert c["checksum/config"] != a["checksum/config"]
+    assert c["checksum/secret"] == a["checksum/secret"]
+    assert s["checksum/secret"] != a["checksum/secret"]
+    assert s["checksum/config"] == a["checksum/config"]
+
+
+# ---- secrets -------------------------------------------------------------------------------
+
+
+def _secret_files(rendered: Rendered) -> dict[str, bytes]:
+    """File name under /etc/receiver/secrets -> content, from the chart's Secret."""
+    secret = rendered.one("Secret")
+    return {key: base64.b64decode(value) for key, value in secret["data"].items()}
+
+
+def test_callback_keys_file_one_per_line(render: Any) -> None:
+    rendered = render(case="sqlite-single")
+    keys = _secret_files(rendered)["keys"].decode().splitlines()
+    assert keys == case_values("sqlite-single")["secrets"]["callbackKeys"]
+    assert set(_secret_files(rendered)) == {"keys"}, "no AK/SK given, none stored"
+
+
+def test_a_callback_key_is_generated_when_none_is_given(render: Any) -> None:
+    keys = _secret_files(render(case="default"))["keys"].decode().splitlines()
+    assert len(keys) == 1
+    assert len(keys[0]) == 32
+    assert keys[0].isalnum()
+
+
+def test_metastudio_credentials_are_files(render: Any) -> None:
+    rendered = render(case="redis-autoscaling")
+    files = _secret_files(rendered)
+    assert files["ak"] == b"AKEXAMPLE"
+    assert files["sk"] == b"SKEXAMPLE"
+    assert files["iam_password"] == b"pw"
+    text = rendered.toml_text()
+    assert "AKEXAMPLE" not in text, "secrets stay out of the TOML"
+    assert "SKEXAMPLE" not in text
+    toml = tomllib.loads(text)
+    assert toml["metastudio"]["ak_file"] == f"{SECRET_DIR}ak"
+    assert toml["metastudio"]["sk_file"] == f"{SECRET_DIR}sk"
+    assert toml["metastudio"]["iam_password_file"] == f"{SECRET_DIR}iam_password"
+
+
+def test_existing_secret(render: Any) -> None:
+    rendered = render(case="existing-secret")
+    values = case_values("existing-secret")["secrets"]
+    assert "Secret" not in rendered.kinds()
+    pod = rendered.workload()["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == values["existingSecret"]
+    items = {item["key"]: item["path"] for item in volume["secret"]["items"]}
+    assert items == {"callback-keys": "keys", "access-key": "ak", "secret-key": "sk"}
+    toml = tomllib.loads(rendered.toml_text())
+    assert toml["auth"]["keys_file"] == f"{SECRET_DIR}keys"
+    assert toml["metastudio"]["ak_file"] == f"{SECRET_DIR}ak"
+    assert "iam_password_file" not in toml["metastudio"]
+    assert values["existingSecret"] in rendered.notes
+    assert "callback-keys" in rendered.notes
+
+
+# ---- network -------------------------------------------------------------------------------
+
+
+def test_ingress_with_tls(render: Any) -> None:
+    rendered = render(case="ingress-tls")
+    values = case_values("ingress-tls")
+    host = values["ingress"]["host"]
+    ingress = rendered.one("Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": [host], "secretName": values["ingress"]["tls"]["secretName"]}
+    ]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == host
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == rendered.merged["config"]["server"]["path"]
+    assert path["backend"]["service"] == {"name": FULLNAME, "port": {"name": "http"}}
+    url = f"https://{host}{rendered.merged['config']['server']['path']}"
+    assert tomllib.loads(rendered.toml_text())["server"]["public_url"] == url
+    assert f"live_event_type_callback_url: {url}" in rendered.notes
+
+
+def test_no_ingress_by_default(render: Any) -> None:
+    assert "Ingress" not in render(case="default").kinds()
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_network_policy(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    policy = rendered.one("NetworkPolicy")
+    spec = policy["spec"]
+    selector = rendered.workload()["spec"]["selector"]["matchLabels"]
+    assert spec["podSelector"]["matchLabels"] == selector
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert [rule["ports"] for rule in spec["ingress"]] == [[{"port": "http", "protocol": "TCP"}]]
+    dns = spec["egress"][0]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    extra = rendered.values.get("networkPolicy", {}).get("egress", [])
+    assert spec["egress"][1:] == extra
+
+
+def test_pod_disruption_budget_and_spread(render: Any) -> None:
+    rendered = render(case="nats-replicas")
+    selector = rendered.workload()["spec"]["selector"]["matchLabels"]
+    pdb = rendered.one("PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    spread = rendered.workload()["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname"]
+    assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
+    default = render(case="default").workload()["spec"]["template"]["spec"]
+    keys = [c["topologyKey"] for c in default["topologySpreadConstraints"]]
+    assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+
+
+def test_service_monitor_only_when_enabled(render: Any) -> None:
+    assert "ServiceMonitor" not in render(case="default").kinds()
+    rendered = render(case="nats-replicas")
+    monitor = rendered.one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    selector = rendered.one("Service", FULLNAME)["spec"]["selector"]
+    assert monitor["spec"]["selector"]["matchLabels"] == selector
+
+
+# ---- NOTES.txt -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_notes_tell_what_to_register(render: Any, case: str) -> None:
+    rendered = render(case=case)
+    toml = tomllib.loads(rendered.toml_text())
+    url = toml["server"].get("public_url", "")
+    if url:
+        assert f"live_event_type_callback_url: {url}" in rendered.notes
+    else:
+        assert "WARNING" in rendered.notes
+        assert "config.server.public_url" in rendered.notes
+    auth_type = toml["auth"]["type"]
+    first = auth_type[0] if isinstance(auth_type, list) else auth_type
+    assert f"auth_type:                    {first}" in rendered.notes
+    secret = rendered.values.get("secrets", {}).get("existingSecret") or f"{FULLNAME}-secrets"
+    assert f"get secret {secret}" in rendered.notes
+
+
+# ---- values.schema.json refuses bad values -------------------------------------------------
+
+BAD_VALUES: dict[str, dict[str, Any]] = {
+    "replicaCount-string": {"replicaCount": "three"},
+    "port-string": {"config": {"server": {"port": "8080"}}},
+    "fsync-string": {"config": {"intake": {"fsync": "yes"}}},
+    "tolerance-float": {"config": {"auth": {"tolerance_seconds": 1.5}}},
+    "sinks-not-a-list": {"config": {"sinks": {"name": "x", "type": "stdout"}}},
+    "annotations-not-strings": {"podAnnotations": {"a": 1}},
+    "auth-type-FOO": {"config": {"auth": {"type": "FOO"}}},
+    "auth-type-list-with-FOO": {"config": {"auth": {"type": ["MSS_A", "FOO"]}}},
+    "sqlite-with-3-replicas": {"replicaCount": 3},
+    "sqlite-with-autoscaling": {"autoscaling": {"enabled": True}},
+    "sqlite-with-url": {"config": {"intake": {"url": "nats://nats:4222"}}},
+    "nats-without-url": {"config": {"intake": {"backend": "nats"}}},
+    "unknown-backend": {"config": {"intake": {"backend": "kafka"}}},
+    "unknown-top-level-key": {"replicas": 2},
+    "unknown-config-key": {"config": {"server": {"prot": 8080}}},
+    "unknown-section": {"config": {"serverr": {}}},
+    "secret-in-config": {"config": {"metastudio": {"ak": "AK"}}},
+    "callback-key-in-config": {"config": {"auth": {"keys": ["k"]}}},
+    "callback-key-too-long": {"secrets": {"callbackKeys": ["k" * 33]}},
+    "sink-without-path": {"config": {"sinks": [{"name": "j", "type": "jsonl"}]}},
+    "sink-with-foreign-key": {
+        "config": {"sinks": [{"name": "o", "type": "stdout", "subject": "x"}]}
+    },
+    "sink-unknown-type": {"config": {"sinks": [{"name": "s", "type": "sqs"}]}},
+    "route-without-sinks": {"config": {"routes": [{"event_types": ["*"]}]}},
+    "ingress-without-host": {"ingress": {"enabled": True}},
+    "public-url-not-http": {"config": {"server": {"public_url": "ftp://x/y"}}},
+    "bad-image-digest": {"image": {"digest": "latest"}},
+}
+
+GOOD_VALUES: dict[str, dict[str, Any]] = {
+    "nats-3-replicas": {
+        "replicaCount": 3,
+        "config": {"intake": {"backend": "nats", "url": "nats://n:4222"}},
+    },
+    "auth-type-string": {"config": {"auth": {"type": "MSS_A"}}},
+    "auth-none-with-token": {"config": {"auth": {"type": ["NONE"], "url_token_param": "t"}}},
+    "every-sink-type": {
+        "config": {
+            "sinks": [
+                {"name": "a", "type": "jsonl", "path": "/var/lib/receiver/a.jsonl"},
+                {"name": "b", "type": "stdout"},
+                {"name": "c", "type": "nats", "subject": "x.{room_id}"},
+                {"name": "d", "type": "rabbitmq", "exchange_type": "fanout"},
+                {"name": "e", "type": "redis", "maxlen": None},
+                {"name": "f", "type": "kafka", "topic": "t"},
+                {"name": "g", "type": "http", "url": "https://hooks.example.com/x"},
+            ],
+            "routes": [{"event_types": ["*"], "sinks": ["a", "b", "c", "d", "e", "f", "g"]}],
+        }
+    },
+}
+
+
+@pytest.mark.parametrize("values", list(BAD_VALUES.values()), ids=list(BAD_VALUES))
+def test_schema_refuses(helm: Any, chart: Any, values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert report["errors"], "helm lint must fail too"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"replicaCount": 3}, "replicaCount must be 1"),
+        ({"ingress": {"enabled": True}}, "ingress.enabled needs ingress.host"),
+        ({"secrets": {"metastudio": {"ak": "AK"}}}, "give both ak and sk"),
+    ],
+)
+def test_templates_refuse_without_the_schema(
+    helm: Any, tmp_path: Path, values: dict[str, Any], message: str
+) -> None:
+    """With the schema skipped (--skip-schema-validation), the templates still refuse."""
+    copy_dir = tmp_path / "receiver"
+    shutil.copytree(CHART, copy_dir)
+    (copy_dir / "values.schema.json").unlink()
+    with (
+        helm.Chart.load(str(copy_dir)) as unchecked,
+        pytest.raises(helm.HelmError, match=message),
+    ):
+        unchecked.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("values", list(GOOD_VALUES.values()), ids=list(GOOD_VALUES))
+def test_schema_accepts(helm: Any, render: Any, values: dict[str, Any], tmp_path: Path) -> None:
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    assert _lint_problems(report) == []
+    rendered = render(values)
+    assert _check_config(rendered, tmp_path).returncode == 0
+
+
+def test_schema_mirrors_the_settings_models() -> None:
+    """Every key the schema lets through is a key receiver/config.py knows (same enums)."""
+    from receiver import config as settings_module
+    from receiver import sink_settings
+
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    config_schema = schema["properties"]["config"]
+    models = settings_module.Settings.model_fields
+
+    for section, section_schema in config_schema["properties"].items():
+        assert section in models, f"config.{section} is no section of Settings"
+        if section in ("sinks", "routes"):
+            continue
+        model = models[section].annotation
+        _assert_keys_known(section, section_schema, model)
+    _assert_keys_known(
+        "routes", config_schema["properties"]["routes"]["items"], settings_module.RouteSettings
+    )
+
+    sink_models = {}
+    for model in typing.get_args(sink_settings.SinkSettings):
+        (kind,) = typing.get_args(model.model_fields["type"].annotation)
+        sink_models[kind] = model
+    definitions = schema["definitions"]
+    schema_kinds = {name.removeprefix("sink_") for name in definitions if name.startswith("sink_")}
+    assert schema_kinds == set(sink_models)
+    for kind, model in sink_models.items():
+        _assert_keys_known(f"sinks[{kind}]", definitions[f"sink_{kind}"], model)
+
+    assert definitions["authType"]["enum"] == [t.value for t in settings_module.AuthType]
+    assert definitions["signingRule"]["enum"] == [r.value for r in settings_module.SigningRule]
+    backend = settings_module.IntakeSettings.model_fields["backend"].annotation
+    assert config_schema["properties"]["intake"]["properties"]["backend"]["enum"] == list(
+        typing.get_args(backend)
+    )
+
+
+def _assert_keys_known(where: str, section_schema: dict[str, Any], model: Any) -> None:
+    assert section_schema.get("additionalProperties") is False, f"{where} allows any key"
+    fields = model.model_fields
+    for key, sub in section_schema["properties"].items():
+        assert key in fields, f"{where}.{key} is not a setting of {model.__name__}"
+        if "properties" in sub:
+            _assert_keys_known(f"{where}.{key}", sub, fields[key].annotation)
+
+
+# ---- receiver.toml from the ConfigMap passes `receiver check-config` ----------------------
+
+
+def _secret_contents(rendered: Rendered) -> dict[str, bytes]:
+    """The files the pod sees under /etc/receiver/secrets."""
+    pod = rendered.workload()["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    if "items" in volume["secret"]:  # an existing Secret: its data is not in the chart
+        return {
+            item["path"]: f"placeholder-{item['key']}\n".encode()
+            for item in volume["secret"]["items"]
+        }
+    assert volume["secret"]["secretName"] == rendered.one("Secret")["metadata"]["name"]
+    return _secret_files(rendered)
+
+
+def _check_config(rendered: Rendered, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `receiver check-config` on the rendered receiver.toml, secrets in temp files."""
+    text = rendered.toml_text()
+    toml = tomllib.loads(text)
+    files = _secret_contents(rendered)
+    referenced = [toml["auth"].get("keys_file")] + [
+        toml["metastudio"].get(key) for key in ("ak_file", "sk_file", "iam_password_file")
+    ]
+    for path in filter(None, referenced):
+        assert path.startswith(SECRET_DIR), path
+        assert path.removeprefix(SECRET_DIR) in files, f"{path} is not in the mounted Secret"
+    secrets = tmp_path / "secrets"
+    data = tmp_path / "data"
+    secrets.mkdir()
+    data.mkdir()
+    for name, content in files.items():
+        (secrets / name).write_bytes(content)
+    local = text.replace(f'"{SECRET_DIR}', f'"{secrets}/').replace(f'"{DATA_DIR}', f'"{data}/')
+    config = tmp_path / "receiver.toml"
+    config.write_text(local, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_rendered_config_passes_check_config(render: Any, case: str, tmp_path: Path) -> None:
+    rendered = render(case=case)
+    result = _check_config(rendered, tmp_path)
+    assert result.returncode == 0, result.stderr
+    toml = tomllib.loads(rendered.toml_text())
+    assert result.stdout.startswith("config ok")
+    assert f"intake {toml['intake']['backend']}" in result.stdout
+    if toml["server"].get("public_url"):
+        assert f"callback {toml['server']['public_url']} " in result.stdout
+
+
+def test_check_config_catches_what_the_schema_cannot(render: Any, tmp_path: Path) -> None:
+    rendered = render({"config": {"routes": [{"sinks": ["missing"]}]}})
+    result = _check_config(rendered, tmp_path)
+    assert result.returncode == 2
+    assert "routes" in result.stderr
+    assert "missing" in result.stderr
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_toml_is_the_config_values(render: Any, case: str) -> None:
+    """receiver.toml holds exactly config.*, plus the keys the chart owns."""
+    rendered = render(case=case)
+    toml = tomllib.loads(rendered.toml_text())
+    expected = _without_nulls(copy.deepcopy(rendered.merged["config"]))
+    assert toml["server"].pop("host") == "0.0.0.0"
+    assert toml["auth"].pop("keys_file") == f"{SECRET_DIR}keys"
+    for key in ("ak_file", "sk_file", "iam_password_file"):
+        toml["metastudio"].pop(key, None)
+    if not expected["server"]["public_url"]:
+        expected["server"]["public_url"] = toml["server"]["public_url"]
+    # Through JSON, so that 8080 and 8080.0 differ: whole numbers stay integers in the TOML.
+    assert json.dumps(toml, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+# ---- the rendered configuration serves: receiver serve, probes, a signed callback ---------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _callback_body(room: str) -> bytes:
+    message = json.dumps({"room_id": room, "job_id": f"job-{room}"})
+    return json.dumps({"event_type": "REPLY_COMMAND_FINISH", "message": message}).encode()
+
+
+def test_rendered_release_serves_a_signed_callback(render: Any, tmp_path: Path) -> None:
+    """The pod's config, keys file and URL as the notes print them: a signed callback lands."""
+    from receiver.signatures import SECRET_HEADER, TIME_HEADER, hex_time, sign
+
+    rendered = render(case="sqlite-single")
+    assert _check_config(rendered, tmp_path).returncode == 0  # writes the secrets and data dirs
+    port = _free_port()
+    text = (tmp_path / "receiver.toml").read_text(encoding="utf-8")
+    assert 'host = "0.0.0.0"' in text
+    text = text.replace('host = "0.0.0.0"', 'host = "127.0.0.1"')
+    text = text.replace("\nport = 8080\n", f"\nport = {port}\n")
+    config = tmp_path / "receiver.toml"
+    config.write_text(text, encoding="utf-8")
+    toml = tomllib.loads(text)
+    url = toml["server"]["public_url"]
+    assert f"live_event_type_callback_url: {url}" in rendered.notes
+    key = _secret_files(rendered)["keys"].decode().splitlines()[0]
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+    log_path = tmp_path / "receiver.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "receiver.cli", "serve", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log_path.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "never ready"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        assert httpx.get(f"{base}/livez", timeout=5).status_code == 200
+        metrics = httpx.get(f"{base}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "# TYPE" in metrics.text
+        path = toml["server"]["path"]
+        stamp = hex_time(time.time())
+        headers = {"content-type": "application/json", TIME_HEADER: stamp}
+        forged = httpx.post(
+            f"{base}{path}",
+            content=_callback_body("forged"),
+            timeout=5,
+            headers={**headers, SECRET_HEADER: sign("not-the-key", url, stamp)},
+        )
+        assert forged.status_code in (401, 403), forged.text
+        accepted = httpx.post(
+            f"{base}{path}",
+            content=_callback_body("room-1"),
+            timeout=5,
+            headers={**headers, SECRET_HEADER: sign(key, url, stamp)},
+        )
+        assert 200 <= accepted.status_code < 300, accepted.text
+        events = Path(toml["sinks"][0]["path"])
+        deadline = time.monotonic() + 15
+        while "room-1" not in (events.read_text() if events.exists() else ""):
+            assert time.monotonic() < deadline, "the event never reached the jsonl sink"
+            time.sleep(0.1)
+        assert "forged" not in events.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    assert code == 0, log_path.read_text(errors="replace")[-2000:]
