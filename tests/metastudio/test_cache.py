@@ -31,7 +31,9 @@ def api(sim_jobs: list[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture
 async def client(api: tuple[str, Any]) -> AsyncIterator[MetaStudioClient]:
-    settings = MetaStudioSettings(endpoint=api[0], project_id=PROJECT, ak=AK, sk=SK, rate_limit_per_second=1000)
+    settings = MetaStudioSettings(
+        endpoint=api[0], project_id=PROJECT, ak=AK, sk=SK, rate_limit_per_second=1000
+    )
     async with MetaStudioClient(settings) as http:
         yield http
 
@@ -39,10 +41,14 @@ async def client(api: tuple[str, Any]) -> AsyncIterator[MetaStudioClient]:
 def cache_for(client: MetaStudioClient, calls: Counter[str], **overrides: Any) -> JobCache:
     options: dict[str, Any] = {"ttl_seconds": 60, "negative_ttl_seconds": 5, "max_entries": 1000}
     options.update(overrides)
-    return JobCache(client, on_call=lambda op, outcome: calls.update([f"{op}:{outcome}"]), **options)
+    return JobCache(
+        client, on_call=lambda op, outcome: calls.update([f"{op}:{outcome}"]), **options
+    )
 
 
-async def test_room_miss_indexes_the_room_then_hits(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_room_miss_indexes_the_room_then_hits(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     calls: Counter[str] = Counter()
     cache = cache_for(client, calls)
     job = sim_jobs[0]
@@ -58,7 +64,9 @@ async def test_room_miss_indexes_the_room_then_hits(client: MetaStudioClient, si
     assert calls["list_room_jobs:ok"] == 1
 
 
-async def test_secrets_are_removed_from_cached_jobs(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_secrets_are_removed_from_cached_jobs(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     job = sim_jobs[1]
     found = await cache_for(client, Counter()).lookup(job["job_id"], job["room_id"])
     text = repr(found.job)
@@ -67,17 +75,23 @@ async def test_secrets_are_removed_from_cached_jobs(client: MetaStudioClient, si
         assert user["signature"] not in text
 
 
-async def test_thousand_concurrent_lookups_of_one_unknown_job_make_one_call(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_thousand_concurrent_lookups_of_one_unknown_job_make_one_call(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     calls: Counter[str] = Counter()
     cache = cache_for(client, calls)
-    results = await asyncio.gather(*(cache.lookup("no-such-job", sim_jobs[0]["room_id"]) for _ in range(1000)))
+    results = await asyncio.gather(
+        *(cache.lookup("no-such-job", sim_jobs[0]["room_id"]) for _ in range(1000))
+    )
     assert {r.status for r in results} == {"not_found"}
     assert sum(calls.values()) == 1
     assert (await cache.lookup("no-such-job", sim_jobs[0]["room_id"])).source == "cache"
     assert sum(calls.values()) == 1
 
 
-async def test_job_in_another_room_is_a_mismatch(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_job_in_another_room_is_a_mismatch(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     cache = cache_for(client, Counter())
     await cache.sweep()
     job = next(j for j in sim_jobs if j["state"] in ("WAITING", "PROCESSING"))
@@ -86,7 +100,9 @@ async def test_job_in_another_room_is_a_mismatch(client: MetaStudioClient, sim_j
     assert result.status == "mismatch" and result.job is not None
 
 
-async def test_sweep_indexes_active_jobs_in_few_calls(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_sweep_indexes_active_jobs_in_few_calls(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     calls: Counter[str] = Counter()
     cache = cache_for(client, calls)
     indexed = await cache.sweep()
@@ -98,7 +114,9 @@ async def test_sweep_indexes_active_jobs_in_few_calls(client: MetaStudioClient, 
     assert sum(calls.values()) == 1
 
 
-async def test_entries_expire_and_memory_is_bounded(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_entries_expire_and_memory_is_bounded(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     now = [0.0]
     calls: Counter[str] = Counter()
     cache = cache_for(client, calls, max_entries=3, clock=lambda: now[0])
@@ -110,7 +128,9 @@ async def test_entries_expire_and_memory_is_bounded(client: MetaStudioClient, si
     assert (await cache.lookup(job["job_id"], job["room_id"])).source == "api"
 
 
-async def test_invalidate_forces_a_fresh_lookup(client: MetaStudioClient, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_invalidate_forces_a_fresh_lookup(
+    client: MetaStudioClient, sim_jobs: list[dict[str, Any]]
+) -> None:
     calls: Counter[str] = Counter()
     cache = cache_for(client, calls)
     job = sim_jobs[2]
