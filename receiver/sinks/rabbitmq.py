@@ -1,0 +1,180 @@
+"""Publish envelopes to a RabbitMQ exchange with publisher confirms.
+
+Messages are persistent (``delivery_mode=2``), ``message_id`` is the event id (consumers
+drop duplicates by it: a retry after a lost confirm publishes the message again) and the
+CloudEvents attributes travel as ``ce-*`` headers. ``mandatory`` is set, so a message that
+no queue receives is returned by the broker and the publish fails; that failure is
+retryable, since a queue may be bound later (an event that stays unroutable ends in the
+dead letters after the sink's attempts). The robust connection of aio-pika reconnects and
+re-declares the exchange on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import aio_pika.abc
+import aio_pika.exceptions
+import aiormq.exceptions
+
+from receiver.envelope import render
+from receiver.sink_settings import RabbitMqSinkSettings
+from receiver.sinks.base import DeliveryError, Sink
+from receiver.sinks.http import cloudevent_attributes, redact_url, scrub
+
+log = logging.getLogger(__name__)
+
+RECONNECT_INTERVAL_SECONDS = 1.0
+_FAILURES = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,  # a closed channel, e.g. while reconnecting
+    aio_pika.exceptions.AMQPException,
+    TimeoutError,
+    OSError,
+)
+
+
+class RabbitMqSink(Sink):
+    """AMQP 0-9-1 publisher: ``publish`` returns once the broker confirmed the message."""
+
+    def __init__(self, settings: RabbitMqSinkSettings) -> None:
+        super().__init__(settings.name, critical=settings.critical)
+        self._url = settings.url.get_secret_value()
+        self._where = redact_url(self._url)
+        self._exchange_name = settings.exchange
+        self._exchange_type = aio_pika.ExchangeType(settings.exchange_type)
+        self._declare = settings.declare_exchange
+        self._template = settings.routing_key
+        self._timeout = settings.timeout_seconds
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+        self._failed_at = -math.inf
+        self._failure = ""
+
+    def __repr__(self) -> str:
+        return f"RabbitMqSink(name={self.name!r}, url={self._where!r})"
+
+    async def start(self) -> None:
+        """Try to connect and declare the exchange; a broker that is down is only logged."""
+        try:
+            await self._ready_exchange()
+        except DeliveryError as error:
+            log.warning("sink %s: %s; will retry on publish", self.name, error.detail)
+
+    async def close(self) -> None:
+        """Close the channel and the connection."""
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None:
+            try:
+                await asyncio.wait_for(connection.close(), self._timeout)
+            except _FAILURES as error:
+                log.debug("sink %s: close: %s", self.name, self._describe(error))
+
+    def is_ready(self) -> bool:
+        """Whether the connection is currently established."""
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
+        """Publish to the exchange with the rendered routing key and wait for the confirm."""
+        routing_key = render(self._template, envelope)
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(envelope["id"]),
+            type=str(envelope.get("type") or ""),
+            timestamp=datetime.now(UTC),
+            headers=dict(cloudevent_attributes(envelope)),
+        )
+        exchange = await self._ready_exchange()
+        try:
+            await asyncio.wait_for(  # also bounds the wait for a channel being restored
+                exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout),
+                self._timeout,
+            )
+        except aiormq.exceptions.PublishError as error:
+            delivery = error.message.delivery if error.message else None
+            reply = getattr(delivery, "reply_text", None) or "returned"
+            raise DeliveryError(
+                f"unroutable: exchange {self._exchange_name!r} routing key {routing_key!r} "
+                f"({reply})"
+            ) from None
+        except aiormq.exceptions.DeliveryError:
+            raise DeliveryError(f"broker refused (nack) routing key {routing_key!r}") from None
+        except _FAILURES as error:
+            raise DeliveryError(
+                f"publish to exchange {self._exchange_name!r} failed: {self._describe(error)}"
+            ) from None
+
+    async def _ready_exchange(self) -> aio_pika.abc.AbstractExchange:
+        """The exchange to publish to, connecting and declaring it first if needed.
+
+        Calls that queued behind a failing attempt fail with it instead of each waiting
+        for a connect timeout of their own.
+        """
+        asked_at = time.monotonic()
+        async with self._lock:
+            if self._failed_at >= asked_at:  # the attempt made while this call waited failed
+                raise DeliveryError(self._failure)
+            try:
+                return await self._open()
+            except DeliveryError as error:
+                self._failed_at, self._failure = time.monotonic(), error.detail
+                raise
+
+    async def _open(self) -> aio_pika.abc.AbstractExchange:
+        if self._exchange is not None and self._connection is not None:
+            return self._exchange
+        if self._connection is None:
+            self._connection = await self._connect()
+        try:
+            channel = await asyncio.wait_for(
+                self._connection.channel(publisher_confirms=True, on_return_raises=True),
+                self._timeout,
+            )
+            self._exchange = await self._declare_exchange(channel)
+        except _FAILURES as error:
+            raise DeliveryError(
+                f"cannot open exchange {self._exchange_name!r}: {self._describe(error)}"
+            ) from None
+        return self._exchange
+
+    async def _connect(self) -> aio_pika.abc.AbstractRobustConnection:
+        try:
+            return await aio_pika.connect_robust(
+                self._url,
+                timeout=self._timeout,
+                reconnect_interval=RECONNECT_INTERVAL_SECONDS,
+                client_properties={"connection_name": f"metastudio-receiver-{self.name}"},
+            )
+        except _FAILURES as error:
+            raise DeliveryError(
+                f"cannot connect to {self._where}: {self._describe(error)}"
+            ) from None
+
+    async def _declare_exchange(
+        self, channel: aio_pika.abc.AbstractChannel
+    ) -> aio_pika.abc.AbstractExchange:
+        if not self._exchange_name:
+            return channel.default_exchange
+        if self._declare:
+            return await channel.declare_exchange(
+                self._exchange_name, self._exchange_type, durable=True, timeout=self._timeout
+            )
+        return await channel.get_exchange(self._exchange_name, ensure=True)
+
+    def _describe(self, error: BaseException) -> str:
+        if isinstance(error, aiormq.exceptions.ChannelInvalidStateError):
+            return "channel closed (reconnecting)"
+        text = str(error) or type(error).__name__
+        if text != type(error).__name__:
+            text = f"{type(error).__name__}: {text}"
+        return scrub(text, self._url)
