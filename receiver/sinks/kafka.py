@@ -29,7 +29,7 @@ from aiokafka.errors import (
 from receiver.envelope import render
 from receiver.sink_settings import KafkaSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.http import cloudevent_attributes
+from receiver.sinks.common import cloudevent_attributes
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from nats.aio.client import Client
 from receiver.envelope import render
 from receiver.sink_settings import NatsSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.http import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
 
 log = logging.getLogger(__name__)
 

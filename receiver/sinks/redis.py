@@ -24,7 +24,7 @@ from redis.commands.core import AsyncScript
 from receiver.envelope import render
 from receiver.sink_settings import RedisSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.http import redact_url, scrub
+from receiver.sinks.common import redact_url, scrub
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,8 @@ from starlette.routing import Route
 from receiver.sink_settings import HttpSinkSettings
 from receiver.sinks.base import DeliveryError
 from receiver.sinks.factory import build_sink
-from receiver.sinks.http import (
-    HttpSink,
-    cloudevent_attributes,
-    redact_url,
-    scrub,
-    sign_webhook,
-    verify_webhook,
-)
+from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.http import HttpSink, sign_webhook, verify_webhook
 from tests.brokers import free_port, make_event
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

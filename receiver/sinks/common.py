@@ -1,0 +1,54 @@
+"""Helpers every network sink shares: credential-free URLs and CloudEvents headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+# CloudEvents context attributes forwarded as ``ce-<name>`` headers by the broker sinks.
+CLOUDEVENT_ATTRIBUTES = ("id", "type", "source", "subject", "time", "specversion")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user information and query become ``***``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    if parts.username is not None or parts.password is not None:
+        netloc = f"***@{netloc}"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the credentials of ``url`` (and ``url`` itself) masked."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password, parts.username, parts.query]
+    except ValueError:
+        secrets = []
+    text = text.replace(url, redact_url(url))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def cloudevent_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
+    """The envelope's CloudEvents attributes as ``ce-<name>`` headers (absent ones left out).
+
+    Line breaks are removed so a value can never forge another header.
+    """
+    headers: dict[str, str] = {}
+    for name in CLOUDEVENT_ATTRIBUTES:
+        value = envelope.get(name)
+        if value is not None and value != "":
+            headers[f"ce-{name}"] = str(value).replace("\r", " ").replace("\n", " ")
+    return headers
