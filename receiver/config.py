@@ -32,7 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from receiver.sink_settings import SinkSettings
+from receiver.sink_settings import SinkSettings, read_secret_file
 
 CONFIG_ENV = "RECEIVER_CONFIG"
 
@@ -165,10 +165,17 @@ class IntakeSettings(Section):
     max_pending: int = Field(100_000, ge=1)
     fsync: bool = True
     batch_max: int = Field(256, ge=1, le=10_000)
-    url: str = ""
+    url: str = Field("", repr=False)  # may carry a broker password
+    url_file: Path | None = None
     stream: str = "METASTUDIO_INTAKE"
     replicas: int = Field(1, ge=1, le=5)
     partitions: int = Field(16, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _url_from_file(self) -> IntakeSettings:
+        if self.url_file is not None:
+            object.__setattr__(self, "url", read_secret_file(self.url_file))
+        return self
 
 
 class RetrySettings(Section):

@@ -2,15 +2,33 @@
 
 Fields that name a destination (``subject``, ``routing_key``, ``stream``, ``topic``, ``path``)
 accept a template over the envelope: ``{event_type}``, ``{room_id}``, ``{job_id}``,
-``{state}``, ``{id}``.
+``{state}``, ``{id}``, ``{room_name}``; a template naming anything else is refused at
+start-up. ``url`` and ``secret`` may be read from a mounted file: ``url_file``,
+``secret_file``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from receiver.envelope import check_template
+
+# Fields that may name a destination through a template over the envelope.
+TEMPLATE_FIELDS = ("path", "subject", "routing_key", "stream", "topic")
+# Secret fields that may instead be read from a mounted file: ``<field>_file``.
+FILE_FIELDS = ("url", "secret")
+
+
+def read_secret_file(path: str | Path) -> str:
+    """The first line of a mounted secret file, stripped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    return lines[0].strip() if lines else ""
 
 
 class BaseSinkSettings(BaseModel):
@@ -20,6 +38,28 @@ class BaseSinkSettings(BaseModel):
     critical: bool = False
     max_attempts: int | None = Field(None, ge=1)
     max_age_seconds: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for field in FILE_FIELDS:
+            path = data.pop(f"{field}_file", None)
+            if path is not None:
+                if field not in cls.model_fields:
+                    raise ValueError(f"{field}_file: this sink type has no {field}")
+                data[field] = read_secret_file(path)
+        return data
+
+    @model_validator(mode="after")
+    def _templates_name_known_fields(self) -> BaseSinkSettings:
+        for field in TEMPLATE_FIELDS:
+            value = getattr(self, field, None)
+            if isinstance(value, str | Path):
+                check_template(str(value))
+        return self
 
 
 class JsonlSinkSettings(BaseSinkSettings):

@@ -122,3 +122,43 @@ def test_check_command_fails_on_unreachable_api(good: Path, capsys: pytest.Captu
     good.write_text(text + '\n[metastudio]\nendpoint = "http://127.0.0.1:9"\nproject_id = "p"\nak = "a"\nsk = "s"\nmax_retries = 0\n')
     assert main(["check", "--config", str(good)]) == 1
     assert "FAIL metastudio list call" in capsys.readouterr().out
+
+
+def test_secret_urls_from_mounted_files(tmp_path: Path) -> None:
+    secret = tmp_path / "redis-url"
+    secret.write_text("redis://:s3cret@127.0.0.1:6379/0\n")
+    hook = tmp_path / "hook"
+    hook.write_text("whsec_c2VjcmV0\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[intake]
+backend = "redis"
+url_file = "{secret}"
+[[sinks]]
+name = "r"
+type = "redis"
+url_file = "{secret}"
+[[sinks]]
+name = "h"
+type = "http"
+url = "http://127.0.0.1:1/hook"
+secret_file = "{hook}"
+[[routes]]
+sinks = ["r", "h"]
+""")
+    settings = load_settings(config)
+    assert settings.intake.url == "redis://:s3cret@127.0.0.1:6379/0"
+    redis_sink, http_sink = settings.sinks
+    assert redis_sink.url.get_secret_value() == "redis://:s3cret@127.0.0.1:6379/0"  # type: ignore[union-attr]
+    assert http_sink.secret.get_secret_value() == "whsec_c2VjcmV0"  # type: ignore[union-attr]
+    assert "s3cret" not in repr(settings)
+
+
+def test_unknown_template_field_and_missing_secret_file_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[sinks]]\nname = "n"\ntype = "nats"\nsubject = "x.{room}"\n[[routes]]\nsinks = ["n"]\n')
+    with pytest.raises(ConfigError, match="room"):
+        load_settings(config)
+    config.write_text(f'[[sinks]]\nname = "n"\ntype = "redis"\nurl_file = "{tmp_path}/none"\n[[routes]]\nsinks = ["n"]\n')
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(config)

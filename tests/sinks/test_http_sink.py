@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from receiver.sink_settings import HttpSinkSettings
 from receiver.sinks.base import DeliveryError
-from receiver.sinks.factory import build_sink
 from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.factory import build_sink
 from receiver.sinks.http import HttpSink, sign_webhook, verify_webhook
 from tests.brokers import free_port, make_event
 
