@@ -15,6 +15,7 @@ from starlette.routing import Route
 from receiver.config import Settings
 from receiver.openapi import openapi_document
 from receiver.service import ReceiverService
+from receiver.tracing import Tracing
 
 log = logging.getLogger("receiver.app")
 
@@ -65,8 +66,8 @@ def _operations(service: ReceiverService) -> Starlette:
 class ReceiverApp:
     """ASGI entry point; runs the service's start and stop through the lifespan protocol."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.service = ReceiverService(settings)
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
+        self.service = ReceiverService(settings, tracing)
         self._callback_path = settings.server.path
         self._callback = self.service.endpoint
         self._operations = _operations(self.service)

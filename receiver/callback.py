@@ -19,6 +19,7 @@ from receiver.envelope import build_envelope, event_id
 from receiver.events import BadEvent, parse_callback
 from receiver.intake import Intake, IntakeFull, IntakeUnavailable
 from receiver.metrics import Metrics
+from receiver.tracing import Tracing
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -57,6 +58,7 @@ class CallbackEndpoint:
         body_timeout_seconds: float,
         replay_seconds: float,
         access_log_enabled: bool = True,
+        tracing: Tracing | None = None,
     ) -> None:
         self.authenticator = authenticator
         self._intake = intake
@@ -66,6 +68,7 @@ class CallbackEndpoint:
         self._body_timeout = body_timeout_seconds
         self._replay_seconds = replay_seconds
         self._access_log = access_log_enabled
+        self._tracing = tracing or Tracing()
         self._counters: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -73,7 +76,10 @@ class CallbackEndpoint:
         request_id = os.urandom(8).hex()
         status, body, extra, event = 200, b"", [], ""
         try:
-            event, stored = await self._accept(scope, receive, request_id)
+            with self._tracing.span("metastudio.callback", {"request_id": request_id}) as span:
+                event, stored = await self._accept(scope, receive, request_id)
+                if span is not None:
+                    span.set_attribute("event_id", event)
             outcome = "accepted" if stored else "duplicate"
             body = orjson.dumps({"status": outcome, "id": event})
             self._count(outcome, "ok")
@@ -141,6 +147,8 @@ class CallbackEndpoint:
             raise _Reject(400, error.code, error.detail) from None
         event = event_id(raw, verdict.proof)
         envelope = build_envelope(callback, event, now, self._source)
+        if self._tracing.enabled:
+            envelope["traceparent"] = self._tracing.traceparent()
         replay_until = (verdict.signed_at or now) + self._replay_seconds
         try:
             stored = await self._intake.append(

@@ -238,6 +238,13 @@ class DeadLetterSettings(Section):
     path: Path = Path("data/dead-letters.db")
 
 
+class TracingSettings(Section):
+    enabled: bool = False
+    exporter: Literal["otlp", "console"] = "otlp"
+    endpoint: str = ""
+    service_name: str = "metastudio-receiver"
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -275,6 +282,7 @@ class Settings(BaseSettings):
     enrichment: EnrichmentSettings = EnrichmentSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
     logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(

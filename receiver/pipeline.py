@@ -26,6 +26,7 @@ from receiver.metrics import Metrics
 from receiver.routing import Router
 from receiver.sink_settings import BaseSinkSettings
 from receiver.sinks import DeliveryError, Sink
+from receiver.tracing import Tracing
 
 log = logging.getLogger("receiver.pipeline")
 
@@ -89,6 +90,7 @@ class Pipeline:
         enrich: Enrich | None = None,
         enrichment: EnrichmentSettings | None = None,
         sink_settings: Sequence[BaseSinkSettings] = (),
+        tracing: Tracing | None = None,
     ) -> None:
         self._intake = intake
         self._sinks = dict(sinks)
@@ -97,6 +99,7 @@ class Pipeline:
         self._settings = settings
         self._metrics = metrics
         self._enrich = enrich
+        self._tracing = tracing or Tracing()
         self._enrichment = enrichment or EnrichmentSettings()
         overrides = {item.name: item for item in sink_settings}
         self._policies = {
@@ -203,8 +206,12 @@ class Pipeline:
         while True:
             attempt += 1
             started = time.perf_counter()
+            attributes = {"sink": sink.name, "event_id": event.record.event_id, "attempt": attempt}
             try:
-                await sink.publish(event.envelope, event.body)
+                with self._tracing.span(
+                    f"publish {sink.name}", attributes, event.envelope.get("traceparent")
+                ):
+                    await sink.publish(event.envelope, event.body)
             except Exception as error:  # a sink bug must not kill the lane either
                 detail = error.detail if isinstance(error, DeliveryError) else repr(error)
                 retryable = not isinstance(error, DeliveryError) or error.retryable

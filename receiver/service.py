@@ -22,6 +22,7 @@ from receiver.metrics import Metrics
 from receiver.pipeline import Pipeline
 from receiver.routing import Router
 from receiver.sinks import Sink, build_sink
+from receiver.tracing import Tracing, build_tracing
 
 log = logging.getLogger("receiver.service")
 
@@ -31,9 +32,10 @@ _MAINTENANCE_SECONDS = 2.0
 class ReceiverService:
     """Everything one receiver process runs, built from validated settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.tracing = tracing or build_tracing(settings.tracing)
         self.keys = KeyRing(settings.auth)
         self.intake: Intake = build_intake(settings.intake)
         self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
@@ -49,6 +51,7 @@ class ReceiverService:
             enrich=self.enricher.enrich if self.enricher else None,
             enrichment=settings.enrichment,
             sink_settings=settings.sinks,
+            tracing=self.tracing,
         )
         self.endpoint = CallbackEndpoint(
             self._authenticator(),
@@ -59,6 +62,7 @@ class ReceiverService:
             body_timeout_seconds=settings.server.body_timeout_seconds,
             replay_seconds=settings.auth.tolerance_seconds + 1,
             access_log_enabled=settings.server.access_log,
+            tracing=self.tracing,
         )
         self._maintenance: asyncio.Task[None] | None = None
         self.started = False
@@ -103,6 +107,7 @@ class ReceiverService:
                 await sink.close()
         await self.dead_letters.close()
         await self.intake.close()
+        self.tracing.shutdown()
         log.info("receiver stopped", extra={"pending": self.intake.depth()})
 
     def ready(self) -> tuple[bool, dict[str, bool]]:
