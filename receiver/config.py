@@ -170,12 +170,6 @@ class IntakeSettings(Section):
     stream: str = "METASTUDIO_INTAKE"
     replicas: int = Field(1, ge=1, le=5)
     partitions: int = Field(16, ge=1, le=1024)
-    replica_id: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
-    lease_ttl_seconds: float = Field(10.0, ge=0.3, le=600)
-    ack_wait_seconds: float = Field(30.0, ge=0.5, le=3600)
-    dedup_window_seconds: float = Field(0.0, ge=0, le=86_400)
-    max_ack_pending: int = Field(1000, ge=1, le=100_000)
-    timeout_seconds: float = Field(5.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _url_from_file(self) -> IntakeSettings:
