@@ -35,13 +35,27 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value ...``: the ``extra`` fields kept."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(
+            f"{key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD
+        )
+        return f"{line} {extra}" if extra else line
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Route every logger (uvicorn's too) to standard error in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

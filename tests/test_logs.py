@@ -1,0 +1,35 @@
+import logging
+
+import orjson
+
+from receiver.logs import JsonFormatter, TextFormatter
+
+
+def record(**extra: object) -> logging.LogRecord:
+    item = logging.LogRecord("receiver.access", logging.INFO, __file__, 1, "callback", None, None)
+    item.__dict__.update(extra)
+    return item
+
+
+def test_json_lines_carry_the_extra_fields() -> None:
+    document = orjson.loads(JsonFormatter().format(record(event_id="e1", request_id="r1")))
+    assert document["message"] == "callback" and document["logger"] == "receiver.access"
+    assert (document["event_id"], document["request_id"]) == ("e1", "r1")
+    assert document["time"].endswith("Z") and document["level"] == "INFO"
+
+
+def test_text_lines_carry_the_extra_fields() -> None:
+    line = TextFormatter().format(record(event_id="e1", status=200))
+    assert line.endswith("callback event_id=e1 status=200")
+
+
+def test_exceptions_are_one_field() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        item = record()
+        item.exc_info = sys.exc_info()
+    document = orjson.loads(JsonFormatter().format(item))
+    assert "ValueError: boom" in document["exception"]
