@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.callback import headers_size
 from receiver.config import Settings
 from receiver.openapi import openapi_document
 from receiver.service import ReceiverService
@@ -69,6 +70,7 @@ class ReceiverApp:
     def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.service = ReceiverService(settings, tracing)
         self._callback_path = settings.server.path
+        self._max_header = settings.server.max_header_bytes
         self._callback = self.service.endpoint
         self._operations = _operations(self.service)
 
@@ -78,6 +80,11 @@ class ReceiverApp:
             await self._callback(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+        elif kind == "http" and headers_size(scope) > self._max_header:
+            await JSONResponse(
+                {"error": "headers_too_large", "detail": f"the limit is {self._max_header} bytes"},
+                status_code=431,
+            )(scope, receive, send)
         else:
             await self._operations(scope, receive, send)
 

@@ -7,6 +7,7 @@ body read with its limit and deadline, one JSON encoding of the envelope.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from receiver.accesslog import AccessLog
 from receiver.authentication import Authenticator
 from receiver.envelope import build_envelope, event_id
 from receiver.events import BadEvent, parse_callback
@@ -24,11 +26,12 @@ from receiver.tracing import Tracing
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
-access_log = logging.getLogger("receiver.access")
 log = logging.getLogger("receiver.callback")
 
 _JSON = (b"content-type", b"application/json")
 _RETRY_AFTER_SECONDS = b"5"
+# Request ids: unique per process start, then a counter (no system call per request).
+_REQUEST_PREFIX = os.urandom(4).hex() + "-"
 
 
 class _Reject(Exception):
@@ -44,6 +47,11 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
+def headers_size(scope: Scope) -> int:
+    """Bytes of the request's header names and values (uvicorn's httptools sets no limit)."""
+    return sum(len(name) + len(value) for name, value in scope["headers"])
+
+
 class CallbackEndpoint:
     """Serves ``server.path``; ``authenticator`` may be swapped at run time (key rotation)."""
 
@@ -55,9 +63,10 @@ class CallbackEndpoint:
         *,
         source: str,
         max_body_bytes: int,
+        max_header_bytes: int = 16 * 1024,
         body_timeout_seconds: float,
         replay_seconds: float,
-        access_log_enabled: bool = True,
+        access_log: AccessLog | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self.authenticator = authenticator
@@ -65,21 +74,27 @@ class CallbackEndpoint:
         self._metrics = metrics
         self._source = source
         self._max_body = max_body_bytes
+        self._max_header = max_header_bytes
         self._body_timeout = body_timeout_seconds
         self._replay_seconds = replay_seconds
-        self._access_log = access_log_enabled
+        self._access_log = access_log
         self._tracing = tracing or Tracing()
         self._counters: dict[tuple[str, str], Any] = {}
+        self._rules: dict[tuple[str, str], Any] = {}
+        self._observe = metrics.request_seconds.observe
+        self._request_numbers = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        request_id = os.urandom(8).hex()
+        request_id = f"{_REQUEST_PREFIX}{next(self._request_numbers):x}"
         status, body, extra, event = 200, b"", [], ""
         try:
-            with self._tracing.span("metastudio.callback", {"request_id": request_id}) as span:
-                event, stored = await self._accept(scope, receive, request_id)
-                if span is not None:
+            if self._tracing.enabled:
+                with self._tracing.span("metastudio.callback", {"request_id": request_id}) as span:
+                    event, stored = await self._accept(scope, receive, request_id)
                     span.set_attribute("event_id", event)
+            else:
+                event, stored = await self._accept(scope, receive, request_id)
             outcome = "accepted" if stored else "duplicate"
             body = orjson.dumps({"status": outcome, "id": event})
             self._count(outcome, "ok")
@@ -99,11 +114,10 @@ class CallbackEndpoint:
         await send({"type": "http.response.start", "status": status, "headers": headers + extra})
         await send({"type": "http.response.body", "body": body})
         elapsed = time.perf_counter() - started
-        self._metrics.request_seconds.observe(elapsed)
-        if self._access_log:
-            access_log.info(
-                "callback",
-                extra={
+        self._observe(elapsed)
+        if self._access_log is not None:
+            self._access_log.line(
+                {
                     "request_id": request_id,
                     "event_id": event,
                     "method": scope["method"],
@@ -111,7 +125,7 @@ class CallbackEndpoint:
                     "status": status,
                     "client": (scope.get("client") or ("", 0))[0],
                     "duration_ms": round(elapsed * 1000, 3),
-                },
+                }
             )
 
     def _count(self, outcome: str, reason: str) -> None:
@@ -124,6 +138,8 @@ class CallbackEndpoint:
     async def _accept(self, scope: Scope, receive: Any, request_id: str) -> tuple[str, bool]:
         if scope["method"] != "POST":
             raise _Reject(405, "method_not_allowed", "only POST is accepted")
+        if headers_size(scope) > self._max_header:
+            raise _Reject(431, "headers_too_large", f"the limit is {self._max_header} bytes")
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type")
         if content_type is not None and not _is_json(content_type):
@@ -139,7 +155,11 @@ class CallbackEndpoint:
         if not verdict.ok:
             raise _Reject(401, verdict.code, verdict.detail)
         if verdict.rule:
-            self._metrics.signature_rule.labels(verdict.auth_type, verdict.rule).inc()
+            rule = self._rules.get((verdict.auth_type, verdict.rule))
+            if rule is None:
+                rule = self._metrics.signature_rule.labels(verdict.auth_type, verdict.rule)
+                self._rules[(verdict.auth_type, verdict.rule)] = rule
+            rule.inc()
         raw = await self._read_body(receive)
         try:
             callback = parse_callback(raw)
@@ -152,7 +172,7 @@ class CallbackEndpoint:
         replay_until = (verdict.signed_at or now) + self._replay_seconds
         try:
             stored = await self._intake.append(
-                event, callback.room_id, now, orjson.dumps(envelope), replay_until
+                event, callback.room_id, now, orjson.dumps(envelope), replay_until, envelope
             )
         except IntakeFull as error:
             raise _Reject(503, "intake_full", str(error)) from None
@@ -170,12 +190,12 @@ class CallbackEndpoint:
                     message: Message = await receive()
                     if message["type"] == "http.disconnect":
                         raise _Reject(400, "client_disconnected", "the body was not completed")
-                    chunk = message.get("body", b"")
+                    chunk: bytes = message.get("body", b"")
                     size += len(chunk)
                     if size > self._max_body:
                         raise _Reject(413, "body_too_large", f"the limit is {self._max_body} bytes")
-                    chunks.append(chunk)
                     if not message.get("more_body", False):
-                        return b"".join(chunks)
+                        return b"".join((*chunks, chunk)) if chunks else chunk
+                    chunks.append(chunk)
         except TimeoutError:
             raise _Reject(408, "body_timeout", "the body did not arrive in time") from None

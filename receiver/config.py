@@ -85,6 +85,7 @@ class ServerSettings(Section):
     tls_keyfile: Path | None = None
     trusted_proxies: TextList = Field(default_factory=lambda: ["127.0.0.1"])
     max_body_bytes: int = Field(64 * 1024, ge=256, le=16 * 1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     body_timeout_seconds: float = Field(10.0, gt=0)
     graceful_shutdown_seconds: float = Field(20.0, ge=0)
     access_log: bool = True
@@ -170,6 +171,12 @@ class IntakeSettings(Section):
     stream: str = "METASTUDIO_INTAKE"
     replicas: int = Field(1, ge=1, le=5)
     partitions: int = Field(16, ge=1, le=1024)
+    replica_id: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
+    lease_ttl_seconds: float = Field(10.0, ge=0.3, le=600)
+    ack_wait_seconds: float = Field(30.0, ge=0.5, le=3600)
+    dedup_window_seconds: float = Field(0.0, ge=0, le=86_400)
+    max_ack_pending: int = Field(1000, ge=1, le=100_000)
+    timeout_seconds: float = Field(5.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _url_from_file(self) -> IntakeSettings:
@@ -179,7 +186,7 @@ class IntakeSettings(Section):
 
 
 class RetrySettings(Section):
-    max_attempts: int = Field(8, ge=1)
+    max_attempts: int = Field(30, ge=1)
     max_age_seconds: float = Field(3600.0, gt=0)
     initial_backoff_seconds: float = Field(0.2, gt=0)
     max_backoff_seconds: float = Field(30.0, gt=0)

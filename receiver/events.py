@@ -82,18 +82,23 @@ class Callback:
 
     @property
     def room_id(self) -> str:
-        value = self.message.get("room_id")
-        return value if isinstance(value, str) else ""
+        return self.typed.room_id if self.typed else _id(self.message.get("room_id"))
 
     @property
     def job_id(self) -> str:
-        value = self.message.get("job_id")
-        return value if isinstance(value, str) else ""
+        return self.typed.job_id if self.typed else _id(self.message.get("job_id"))
 
     @property
     def state(self) -> str | None:
         value = self.message.get("state")
         return value if isinstance(value, str) else None
+
+
+def _id(value: Any) -> str:
+    """An id as text: strings as they are, integers written out, anything else empty."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
 def _text(message: dict[str, Any], key: str, *, required: bool = False) -> str | None:

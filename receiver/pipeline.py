@@ -112,6 +112,10 @@ class Pipeline:
         }
         self._in_flight = 0
         self._room = asyncio.Condition()
+        self._acks: list[IntakeRecord] = []
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+        self._delivered = metrics.events_delivered
+        self._publish_seconds = {name: metrics.sink_publish_seconds.labels(name) for name in sinks}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -165,7 +169,7 @@ class Pipeline:
     async def _route_lane(self, index: int, lane: asyncio.Queue[_Event]) -> None:
         while True:
             event = await lane.get()
-            event.envelope = orjson.loads(event.record.payload)
+            event.envelope = event.record.envelope or orjson.loads(event.record.payload)
             if self._enrich is not None:
                 await self._enrich(event.envelope)
             event.body = orjson.dumps(event.envelope)
@@ -233,9 +237,7 @@ class Pipeline:
                 )
                 await asyncio.sleep(policy.backoff(attempt))
                 continue
-            self._metrics.sink_publish_seconds.labels(sink.name).observe(
-                time.perf_counter() - started
-            )
+            self._publish_seconds[sink.name].observe(time.perf_counter() - started)
             return
 
     async def _dead_letter(
@@ -259,16 +261,27 @@ class Pipeline:
         )
 
     async def _finish(self, event: _Event) -> None:
+        """Queue the event's ack; acks that finish together go to the intake at once."""
+        self._acks.append(event.record)
+        if len(self._acks) == 1:
+            self._ack_tasks.add(asyncio.get_running_loop().create_task(self._ack_batch()))
+
+    async def _ack_batch(self) -> None:
+        await asyncio.sleep(0)  # let the acks of this loop iteration join the batch
+        batch, self._acks = self._acks, []
         backoff = 0.1
         while True:
             try:
-                await self._intake.ack(event.record)
+                await self._intake.ack_many(batch)
                 break
             except Exception:
                 log.exception("intake ack failed; retrying")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-        self._metrics.events_delivered.inc()
+        self._delivered.inc(len(batch))
         async with self._room:
-            self._in_flight -= 1
+            self._in_flight -= len(batch)
             self._room.notify_all()
+        task = asyncio.current_task()
+        if task is not None:
+            self._ack_tasks.discard(task)

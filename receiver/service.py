@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 
+from receiver.accesslog import AccessLog
 from receiver.authentication import Authenticator
 from receiver.callback import CallbackEndpoint
 from receiver.config import Settings
@@ -40,6 +41,7 @@ class ReceiverService:
         self.intake: Intake = build_intake(settings.intake)
         self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
         self.dead_letters = DeadLetterStore(settings.dead_letters.path)
+        self.access_log = AccessLog(settings.logging.format) if settings.server.access_log else None
         self.enricher = build_enricher(settings, self.metrics)
         self.pipeline = Pipeline(
             self.intake,
@@ -59,9 +61,10 @@ class ReceiverService:
             self.metrics,
             source=settings.server.callback_url.split("?", 1)[0],
             max_body_bytes=settings.server.max_body_bytes,
+            max_header_bytes=settings.server.max_header_bytes,
             body_timeout_seconds=settings.server.body_timeout_seconds,
             replay_seconds=settings.auth.tolerance_seconds + 1,
-            access_log_enabled=settings.server.access_log,
+            access_log=self.access_log,
             tracing=self.tracing,
         )
         self._maintenance: asyncio.Task[None] | None = None
@@ -107,6 +110,8 @@ class ReceiverService:
                 await sink.close()
         await self.dead_letters.close()
         await self.intake.close()
+        if self.access_log is not None:
+            self.access_log.flush()
         self.tracing.shutdown()
         log.info("receiver stopped", extra={"pending": self.intake.depth()})
 

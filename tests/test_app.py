@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from receiver.app import ReceiverApp
@@ -116,14 +117,7 @@ async def test_unknown_event_type_is_accepted_and_flagged(
             401,
             "missing_signature",
         ),
-        (
-            "POST",
-            PATH,
-            {"x-hw-mss-secret": "0" * 64, "x-hw-mss-time": hex_time(time.time())},
-            callback_body(),
-            401,
-            "bad_signature",
-        ),
+        ("POST", PATH, "wrong-signature", callback_body(), 401, "bad_signature"),
         (
             "POST",
             PATH,
@@ -163,6 +157,8 @@ async def test_rejections(
 ) -> None:
     if headers == "signed":
         headers = signed_headers(URL)
+    elif headers == "wrong-signature":
+        headers = {"x-hw-mss-secret": "0" * 64, "x-hw-mss-time": hex_time(time.time())}
     elif headers == "stale":
         headers = signed_headers(URL, when=time.time() - 600)
     elif headers == "signed-text":
@@ -222,20 +218,25 @@ async def test_full_intake_answers_503_with_retry_after(tmp_path: Path) -> None:
 
 
 async def test_access_log_never_shows_the_signature(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, app: ReceiverApp, caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     stamp = hex_time(time.time())
     secret = sign(KEY, URL, stamp)
     with caplog.at_level("INFO"):
-        await client.post(
+        response = await client.post(
             f"{PATH}?hwSecret={secret}&hwTime={stamp}",
             content=callback_body(),
             headers={"content-type": "application/json"},
         )
-    records = [r for r in caplog.records if r.name == "receiver.access"]
+    assert app.service.access_log is not None
+    app.service.access_log.flush()
+    (line,) = [orjson.loads(text) for text in capfd.readouterr().err.splitlines() if "receiver.access" in text]
+    assert line["path"] == PATH and line["status"] == 200
+    assert line["event_id"] == response.json()["id"]
+    assert line["request_id"] == response.headers["x-request-id"]
     ours = [r for r in caplog.records if r.name.startswith(("receiver", "uvicorn"))]
-    assert records and all(secret not in str(r.__dict__) for r in ours)
-    assert records[0].__dict__["path"] == PATH
+    assert secret not in str(line) and all(secret not in str(r.__dict__) for r in ours)
 
 
 async def test_key_file_rotation_without_restart(tmp_path: Path) -> None:

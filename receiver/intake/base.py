@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class IntakeFull(Exception):
@@ -23,6 +25,8 @@ class IntakeRecord:
     room_id: str
     received_at: float
     payload: bytes
+    # The decoded payload, when the record never left this process (saves a decode).
+    envelope: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class Intake(ABC):
@@ -42,9 +46,18 @@ class Intake(ABC):
 
     @abstractmethod
     async def append(
-        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None = None,
     ) -> bool:
-        """Store durably; True if stored, False if the event id was already seen."""
+        """Store durably; True if stored, False if the event id was already seen.
+
+        ``envelope`` is ``payload`` decoded; a backend may hand it to ``take`` as is.
+        """
 
     @abstractmethod
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
@@ -53,6 +66,11 @@ class Intake(ABC):
     @abstractmethod
     async def ack(self, record: IntakeRecord) -> None:
         """The event reached every destination: remove it."""
+
+    async def ack_many(self, records: Sequence[IntakeRecord]) -> None:
+        """Remove several delivered events (backends override it to do it at once)."""
+        for record in records:
+            await self.ack(record)
 
     async def refresh_stats(self) -> None:
         """Re-read depth and oldest age from the backend (for metrics)."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from receiver.batching import BatchThread
 from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
@@ -36,6 +37,9 @@ _REMEMBER = (
     "ON CONFLICT(event_id) DO UPDATE SET until = excluded.until WHERE seen.until < ?"
 )
 _PURGE_EVERY_SECONDS = 30.0
+# Records appended by this process are handed to the pipeline from memory (no read back),
+# up to this many; beyond it (a backlog) they are read from the file.
+_RECENT_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ class _Take:
 
 @dataclass(frozen=True, slots=True)
 class _Ack:
-    seq: int
+    seqs: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class SqliteIntake(Intake):
         self._stored = asyncio.Event()
         self._failed = False
         self._last_purge = 0.0
+        self._recent: dict[int, IntakeRecord] = {}
 
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +116,13 @@ class SqliteIntake(Intake):
             self._db = None
 
     async def append(
-        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None = None,
     ) -> bool:
         if self._depth + self._reserved >= self._max_pending:
             raise IntakeFull(f"{self._max_pending} events pending")
@@ -132,6 +143,8 @@ class SqliteIntake(Intake):
         self._depth += 1
         if self._oldest is None:
             self._oldest = received_at
+        if len(self._recent) < _RECENT_MAX:
+            self._recent[seq] = IntakeRecord(seq, event_id, room_id, received_at, payload, envelope)
         self._last_seq = max(self._last_seq, seq)
         self._stored.set()
         return True
@@ -145,18 +158,31 @@ class SqliteIntake(Intake):
                 return []
         if self._cursor >= self._last_seq:
             return []
-        records = await self._thread.submit(_Take(self._cursor, limit))
-        assert isinstance(records, list)
-        if records:
-            last = records[-1].ref
+        wanted = range(self._cursor + 1, min(self._last_seq, self._cursor + limit) + 1)
+        taken: list[IntakeRecord] = []
+        for seq in wanted:
+            record = self._recent.get(seq)
+            if record is None:  # not all in memory: read the range from the file
+                read = await self._thread.submit(_Take(self._cursor, limit))
+                assert isinstance(read, list)
+                taken = read
+                break
+            taken.append(record)
+        if taken:
+            last = taken[-1].ref
             assert isinstance(last, int)
+            for seq in range(self._cursor + 1, last + 1):
+                self._recent.pop(seq, None)
             self._cursor = last
-        return records
+        return taken
 
     async def ack(self, record: IntakeRecord) -> None:
-        assert isinstance(record.ref, int)
-        await self._thread.submit(_Ack(record.ref))
-        self._depth -= 1
+        await self.ack_many([record])
+
+    async def ack_many(self, records: Sequence[IntakeRecord]) -> None:
+        seqs = tuple(record.ref for record in records if isinstance(record.ref, int))
+        await self._thread.submit(_Ack(seqs))
+        self._depth -= len(seqs)
 
     async def refresh_stats(self) -> None:
         """Re-read depth and the oldest pending time from the file."""
@@ -213,7 +239,7 @@ class SqliteIntake(Intake):
             ).fetchall()
             return [IntakeRecord(row[0], row[1], row[2], row[3], row[4]) for row in rows]
         if isinstance(op, _Ack):
-            db.execute("DELETE FROM events WHERE seq = ?", (op.seq,))
+            db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in op.seqs])
             return None
         count, oldest = db.execute("SELECT count(*), min(received_at) FROM events").fetchone()
         return (int(count), oldest)

@@ -7,7 +7,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -67,7 +67,7 @@ class JsonlSink(Sink):
         super().__init__(settings.name, critical=settings.critical)
         self._template = str(settings.path)
         self._fsync = settings.fsync
-        self._files: dict[str, IO[bytes]] = {}
+        self._files: dict[str, int] = {}
         self._written: dict[str, OrderedDict[str, None]] = {}
         self._thread: BatchThread[tuple[str, str, bytes], None] = BatchThread(
             f"sink-{settings.name}", self._write, 512
@@ -87,32 +87,43 @@ class JsonlSink(Sink):
             raise DeliveryError(f"cannot write {path}: {error.strerror}") from None
 
     def _write(self, items: Sequence[tuple[str, str, bytes]]) -> list[None]:
-        touched: dict[str, IO[bytes]] = {}
+        """Append each path's new lines at once; a failed write is cut off the file again.
+
+        Ids count as written only after the fsync, so a batch that failed (disk full) is
+        written in full by the retry, never skipped.
+        """
+        batches: dict[str, dict[str, bytes]] = {}
         for path, event_id, body in items:
-            handle = self._files.get(path) or self._open(path)
+            if path not in self._files:
+                self._open(path)
+            if event_id not in self._written[path]:
+                batches.setdefault(path, {})[event_id] = body
+        for path, lines in batches.items():
+            fd = self._files[path]
+            data = b"".join(body + b"\n" for body in lines.values())
+            offset = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, offset)
+                raise
             written = self._written[path]
-            if event_id in written:
-                continue
-            written[event_id] = None
-            if len(written) > _REMEMBERED_IDS:
+            written.update(dict.fromkeys(lines))
+            while len(written) > _REMEMBERED_IDS:
                 written.popitem(last=False)
-            handle.write(body + b"\n")
-            touched[path] = handle
-        for handle in touched.values():
-            handle.flush()
-            if self._fsync:
-                os.fsync(handle.fileno())
         return [None] * len(items)
 
-    def _open(self, path: str) -> IO[bytes]:
+    def _open(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_line(Path(path))
         self._written[path] = OrderedDict.fromkeys(_tail_ids(Path(path)))
-        handle = open(path, "ab")  # noqa: SIM115 - kept open across batches
-        self._files[path] = handle
-        return handle
+        self._files[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _close_files(self) -> None:
-        for handle in self._files.values():
-            handle.close()
+        for fd in self._files.values():
+            os.close(fd)
         self._files.clear()

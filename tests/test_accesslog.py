@@ -1,0 +1,26 @@
+import asyncio
+
+import orjson
+
+from receiver.accesslog import AccessLog
+
+
+async def test_lines_are_buffered_then_written_in_one_go() -> None:
+    written: list[bytes] = []
+    log = AccessLog("json", written.append, flush_seconds=0.05)
+    log.line({"status": 200, "path": "/p"})
+    log.line({"status": 401, "path": "/p"})
+    assert written == []
+    await asyncio.sleep(0.1)
+    (chunk,) = written
+    first, second = (orjson.loads(line) for line in chunk.splitlines())
+    assert first["logger"] == "receiver.access" and first["status"] == 200
+    assert second["status"] == 401 and second["time"].endswith("Z")
+
+
+def test_text_format_and_explicit_flush() -> None:
+    written: list[bytes] = []
+    log = AccessLog("text", written.append)
+    log.line({"status": 200, "event_id": "e1"})
+    log.flush()
+    assert written[0].decode().endswith("INFO receiver.access callback status=200 event_id=e1\n")
