@@ -49,7 +49,7 @@ def _is_json(content_type: bytes) -> bool:
 
 def headers_size(scope: Scope) -> int:
     """Bytes of the request's header names and values (uvicorn's httptools sets no limit)."""
-    return sum(len(name) + len(value) for name, value in scope["headers"])
+    return sum(map(len, itertools.chain.from_iterable(scope["headers"])))
 
 
 class CallbackEndpoint:

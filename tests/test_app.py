@@ -271,3 +271,13 @@ async def test_key_file_rotation_without_restart(tmp_path: Path) -> None:
             )
         ).status_code == 401
     await app.service.stop()
+
+
+def test_rfc3339_matches_datetime() -> None:
+    from datetime import UTC, datetime
+
+    from receiver.envelope import rfc3339
+
+    for moment in (0.0, 1.9999, 1_750_000_000.123, 1_750_000_000.9995, 2_000_000_000.5):
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert rfc3339(moment) == expected.replace("+00:00", "Z")
