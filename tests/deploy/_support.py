@@ -20,6 +20,7 @@ NAMESPACE = "metastudio"
 EXAMPLE_FILES = (
     "sqlite-single.yaml",
     "nats-replicas.yaml",
+    "redis-replicas.yaml",
     "ingress-tls.yaml",
     "existing-secret.yaml",
 )
@@ -36,6 +37,26 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         },
         "metrics": {"serviceMonitor": {"enabled": True}},
         "secrets": {"metastudio": {"ak": "AKEXAMPLE", "sk": "SKEXAMPLE", "iamPassword": "pw"}},
+    },
+    # The intake URL and a sink URL from a Secret managed outside the chart.
+    "nats-existing-secret": {
+        "replicaCount": 2,
+        "config": {
+            "intake": {"backend": "nats", "url": ""},
+            "sinks": [
+                {"name": "queue", "type": "rabbitmq", "exchange": "metastudio"},
+                {"name": "bus", "type": "nats", "subject": "live.{room_id}"},
+            ],
+            "routes": [{"sinks": ["queue", "bus"]}],
+        },
+        "secrets": {
+            "existingSecret": "receiver-managed",
+            "existingSecretKeys": {
+                "keys": "callback-keys",
+                "intakeUrl": "nats-url",
+                "sinks": {"queue": {"url": "amqp-url"}, "bus": {"url": "nats-url"}},
+            },
+        },
     },
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import enum
 import hashlib
 import json
 import os
@@ -180,6 +181,39 @@ def test_nats_is_a_scaling_deployment(render: Any) -> None:
     assert [s["type"] for s in toml["sinks"]] == ["nats"]
 
 
+def test_redis_replicas_example(render: Any) -> None:
+    """Three pods on redis, the URLs as secret files, tracing, egress to Redis and OTLP."""
+    rendered = render(case="redis-replicas")
+    values = case_values("redis-replicas")
+    deployment = rendered.one("Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert "StatefulSet" not in rendered.kinds()
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"], "dead letters stay in the pod's emptyDir"
+    text = rendered.toml_text()
+    assert "replace-with-the-redis-password" not in text, "the broker password stays out"
+    toml = tomllib.loads(text)
+    assert toml["intake"]["backend"] == "redis"
+    assert toml["intake"]["url"] == ""
+    assert toml["intake"]["url_file"] == f"{SECRET_DIR}intake_url"
+    assert toml["intake"]["replica_id"] == "", "each pod derives its own id"
+    (sink,) = toml["sinks"]
+    assert (sink["type"], sink["url_file"]) == ("redis", f"{SECRET_DIR}sink-events-url")
+    assert "url" not in sink
+    assert toml["tracing"] == {
+        "enabled": True,
+        "exporter": "otlp",
+        "endpoint": "http://otel-collector.observability.svc.cluster.local:4318/v1/traces",
+        "service_name": "metastudio-receiver",
+    }
+    files = _secret_files(rendered)
+    assert files["intake_url"].decode() == values["secrets"]["intakeUrl"]
+    assert files["sink-events-url"].decode() == values["secrets"]["sinks"]["events"]["url"]
+    egress = rendered.one("NetworkPolicy")["spec"]["egress"]
+    ports = {p["port"] for rule in egress for p in rule["ports"]}
+    assert {6379, 4318} <= ports
+
+
 def test_autoscaling_renders_an_hpa_for_the_deployment(render: Any) -> None:
     rendered = render(case="redis-autoscaling")
     deployment = rendered.one("Deployment")
@@ -320,6 +354,11 @@ def test_checksums_follow_their_inputs(render: Any) -> None:
     assert c["checksum/secret"] == a["checksum/secret"]
     assert s["checksum/secret"] != a["checksum/secret"]
     assert s["checksum/config"] == a["checksum/config"]
+    url = {"config": {"intake": {"backend": "redis"}}, "replicaCount": 2}
+    one = _annotations(render({**url, "secrets": {"intakeUrl": "redis://:a@r:6379/0"}}))
+    two = _annotations(render({**url, "secrets": {"intakeUrl": "redis://:b@r:6379/0"}}))
+    assert one["checksum/secret"] != two["checksum/secret"], "a new broker password rolls"
+    assert one["checksum/config"] == two["checksum/config"]
 
 
 # ---- secrets -------------------------------------------------------------------------------
@@ -367,14 +406,99 @@ def test_existing_secret(render: Any) -> None:
     pod = rendered.workload()["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == values["existingSecret"]
-    items = {item["key"]: item["path"] for item in volume["secret"]["items"]}
-    assert items == {"callback-keys": "keys", "access-key": "ak", "secret-key": "sk"}
+    items = {item["path"]: item["key"] for item in volume["secret"]["items"]}
+    assert items == {
+        "keys": "callback-keys",
+        "ak": "access-key",
+        "sk": "secret-key",
+        "sink-webhook-url": "webhook-url",
+        "sink-webhook-secret": "webhook-secret",
+    }
     toml = tomllib.loads(rendered.toml_text())
     assert toml["auth"]["keys_file"] == f"{SECRET_DIR}keys"
     assert toml["metastudio"]["ak_file"] == f"{SECRET_DIR}ak"
     assert "iam_password_file" not in toml["metastudio"]
+    assert "url_file" not in toml["intake"]
+    webhook = next(s for s in toml["sinks"] if s["name"] == "webhook")
+    assert webhook["url_file"] == f"{SECRET_DIR}sink-webhook-url"
+    assert webhook["secret_file"] == f"{SECRET_DIR}sink-webhook-secret"
+    assert "url" not in webhook
     assert values["existingSecret"] in rendered.notes
     assert "callback-keys" in rendered.notes
+
+
+def test_intake_and_sink_urls_from_an_existing_secret(render: Any) -> None:
+    rendered = render(case="nats-existing-secret")
+    assert "Secret" not in rendered.kinds()
+    pod = rendered.workload()["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "receiver-managed"
+    items = {item["path"]: item["key"] for item in volume["secret"]["items"]}
+    assert items == {
+        "keys": "callback-keys",
+        "intake_url": "nats-url",
+        "sink-bus-url": "nats-url",
+        "sink-queue-url": "amqp-url",
+    }
+    toml = tomllib.loads(rendered.toml_text())
+    assert toml["intake"]["url_file"] == f"{SECRET_DIR}intake_url"
+    files = {s["name"]: s.get("url_file") for s in toml["sinks"]}
+    assert files == {"queue": f"{SECRET_DIR}sink-queue-url", "bus": f"{SECRET_DIR}sink-bus-url"}
+
+
+#: secrets.sinks of GOOD_VALUES["sink-secret-files"]: every field that has a *_file form.
+SINK_SECRETS = {
+    "c": {"url": "nats://user:pw@nats:4222"},
+    "d": {"url": "amqp://user:pw@rabbitmq:5672/"},
+    "e": {"url": "redis://:pw@redis:6379/0"},
+    "g": {"url": "https://hooks.example.com/x?token=pw", "secret": "whsec_c2VjcmV0"},
+}
+
+
+def test_sink_secrets_are_files(render: Any) -> None:
+    rendered = render(GOOD_VALUES["sink-secret-files"])
+    files = _secret_files(rendered)
+    text = rendered.toml_text()
+    toml = tomllib.loads(text)
+    by_name = {sink["name"]: sink for sink in toml["sinks"]}
+    for name, fields in SINK_SECRETS.items():
+        for field, value in fields.items():
+            assert files[f"sink-{name}-{field}"] == value.encode()
+            assert by_name[name][f"{field}_file"] == f"{SECRET_DIR}sink-{name}-{field}"
+            assert field not in by_name[name]
+            assert value not in text, "secrets stay out of the TOML"
+    assert "url_file" not in by_name["a"], "no secret given for it, none set"
+
+
+#: What a sink of each type requires in config.sinks.
+SINK_REQUIRED: dict[str, dict[str, Any]] = {
+    "jsonl": {"path": "/var/lib/receiver/s.jsonl"},
+    "http": {"url": "https://hooks.example.com/x"},
+}
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "stdout", "nats", "rabbitmq", "redis", "kafka", "http"])
+def test_sink_secret_fields_follow_the_models(chart: Any, helm: Any, kind: str) -> None:
+    """The chart takes a url or secret for exactly the sink types whose model has that field."""
+    from receiver import sink_settings
+
+    model = next(
+        m
+        for m in typing.get_args(sink_settings.SinkSettings)
+        if typing.get_args(m.model_fields["type"].annotation) == (kind,)
+    )
+    for field in sink_settings.FILE_FIELDS:
+        sink = {"name": "s", "type": kind, **SINK_REQUIRED.get(kind, {})}
+        sink.pop(field, None)  # given in the Secret instead
+        values = {
+            "config": {"sinks": [sink], "routes": [{"sinks": ["s"]}]},
+            "secrets": {"sinks": {"s": {field: "x://y"}}},
+        }
+        if field in model.model_fields:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        else:
+            with pytest.raises(helm.HelmError, match=f"a {kind} sink has no {field}"):
+                chart.render(values, name=RELEASE, namespace=NAMESPACE)
 
 
 # ---- network -------------------------------------------------------------------------------
@@ -494,12 +618,124 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "ingress-without-host": {"ingress": {"enabled": True}},
     "public-url-not-http": {"config": {"server": {"public_url": "ftp://x/y"}}},
     "bad-image-digest": {"image": {"digest": "latest"}},
+    # server.max_header_bytes
+    "max-header-bytes-too-small": {"config": {"server": {"max_header_bytes": 1023}}},
+    "max-header-bytes-too-large": {"config": {"server": {"max_header_bytes": 1048577}}},
+    "max-header-bytes-string": {"config": {"server": {"max_header_bytes": "16k"}}},
+    # the replicated intakes' keys
+    "replica-id-with-a-space": {"config": {"intake": {"replica_id": "pod 1"}}},
+    "replica-id-fixed-for-every-pod": {
+        "config": {"intake": {"backend": "redis", "url": "redis://r:6379/0", "replica_id": "a"}}
+    },
+    "lease-ttl-too-short": {"config": {"intake": {"lease_ttl_seconds": 0.2}}},
+    "lease-ttl-too-long": {"config": {"intake": {"lease_ttl_seconds": 601}}},
+    "ack-wait-too-short": {"config": {"intake": {"ack_wait_seconds": 0.4}}},
+    "ack-wait-too-long": {"config": {"intake": {"ack_wait_seconds": 3601}}},
+    "dedup-window-negative": {"config": {"intake": {"dedup_window_seconds": -1}}},
+    "dedup-window-too-long": {"config": {"intake": {"dedup_window_seconds": 86401}}},
+    "max-ack-pending-zero": {"config": {"intake": {"max_ack_pending": 0}}},
+    "max-ack-pending-float": {"config": {"intake": {"max_ack_pending": 10.5}}},
+    "max-ack-pending-too-large": {"config": {"intake": {"max_ack_pending": 100001}}},
+    "intake-timeout-zero": {"config": {"intake": {"timeout_seconds": 0}}},
+    "intake-timeout-too-long": {"config": {"intake": {"timeout_seconds": 121}}},
+    "intake-url-file-in-config": {"config": {"intake": {"url_file": "/etc/x"}}},
+    # the intake URL from the Secret
+    "intake-url-secret-with-sqlite": {"secrets": {"intakeUrl": "redis://:pw@r:6379/0"}},
+    "intake-url-key-with-sqlite": {
+        "secrets": {"existingSecret": "s", "existingSecretKeys": {"intakeUrl": "url"}}
+    },
+    "intake-url-in-config-and-secret": {
+        "config": {"intake": {"backend": "redis", "url": "redis://r:6379/0"}},
+        "secrets": {"intakeUrl": "redis://:pw@r:6379/0"},
+    },
+    "intake-url-in-config-and-existing-secret": {
+        "config": {"intake": {"backend": "nats", "url": "nats://n:4222"}},
+        "secrets": {"existingSecret": "s", "existingSecretKeys": {"intakeUrl": "url"}},
+    },
+    "intake-url-secret-wrong-scheme": {
+        "config": {"intake": {"backend": "redis"}},
+        "secrets": {"intakeUrl": "nats://n:4222"},
+    },
+    "intake-url-secret-not-a-url": {
+        "config": {"intake": {"backend": "nats"}},
+        "secrets": {"intakeUrl": "password"},
+    },
+    "intake-url-secret-beside-existing-secret": {
+        "config": {"intake": {"backend": "nats"}},
+        "secrets": {"existingSecret": "s", "intakeUrl": "nats://n:4222"},
+    },
+    "intake-url-key-invalid": {
+        "config": {"intake": {"backend": "nats"}},
+        "secrets": {"existingSecret": "s", "existingSecretKeys": {"intakeUrl": "a/b"}},
+    },
+    # tracing
+    "tracing-enabled-string": {"config": {"tracing": {"enabled": "yes"}}},
+    "tracing-unknown-exporter": {"config": {"tracing": {"exporter": "jaeger"}}},
+    "tracing-endpoint-not-http": {"config": {"tracing": {"endpoint": "otel:4317"}}},
+    "tracing-unknown-key": {"config": {"tracing": {"sample_rate": 0.5}}},
+    "tracing-empty-service-name": {"config": {"tracing": {"service_name": ""}}},
+    # sink secrets
+    "sink-url-file-in-config": {
+        "config": {"sinks": [{"name": "r", "type": "redis", "url_file": "/etc/x"}]}
+    },
+    "sink-secret-file-in-config": {
+        "config": {
+            "sinks": [{"name": "h", "type": "http", "url": "https://h/x", "secret_file": "/x"}]
+        }
+    },
+    "sink-secret-unknown-field": {"secrets": {"sinks": {"jsonl": {"password": "pw"}}}},
+    "sink-secret-bad-sink-name": {"secrets": {"sinks": {"a b": {"url": "redis://r"}}}},
+    "sink-secret-url-not-a-url": {"secrets": {"sinks": {"jsonl": {"url": "pw"}}}},
+    "sink-secret-beside-existing-secret": {
+        "secrets": {"existingSecret": "s", "sinks": {"jsonl": {"url": "redis://r"}}}
+    },
+    "sink-secret-key-invalid": {
+        "secrets": {"existingSecret": "s", "existingSecretKeys": {"sinks": {"x": {"url": "a b"}}}}
+    },
+    "redis-sink-dedup-zero": {
+        "config": {"sinks": [{"name": "r", "type": "redis", "dedup_seconds": 0}]}
+    },
 }
 
 GOOD_VALUES: dict[str, dict[str, Any]] = {
     "nats-3-replicas": {
         "replicaCount": 3,
         "config": {"intake": {"backend": "nats", "url": "nats://n:4222"}},
+    },
+    "redis-intake-url-from-secret": {
+        "replicaCount": 2,
+        "config": {"intake": {"backend": "redis"}},
+        "secrets": {"intakeUrl": "redis://:pw@redis:6379/0"},
+    },
+    "replicated-intake-tuned": {
+        "replicaCount": 2,
+        "config": {
+            "server": {"max_header_bytes": 32768},
+            "intake": {
+                "backend": "nats",
+                "url": "nats://n:4222",
+                "lease_ttl_seconds": 0.3,
+                "ack_wait_seconds": 0.5,
+                "dedup_window_seconds": 86400,
+                "max_ack_pending": 100000,
+                "timeout_seconds": 120,
+            },
+            "tracing": {"enabled": True, "exporter": "console", "service_name": "rx"},
+        },
+    },
+    "replica-id-with-sqlite": {"config": {"intake": {"replica_id": "single_1"}}},
+    "sink-secret-files": {
+        "config": {
+            "sinks": [
+                {"name": "a", "type": "jsonl", "path": "/var/lib/receiver/a.jsonl"},
+                {"name": "c", "type": "nats", "subject": "x.{room_id}"},
+                {"name": "d", "type": "rabbitmq"},
+                {"name": "e", "type": "redis", "dedup_seconds": None},
+                {"name": "g", "type": "http"},
+            ],
+            "routes": [{"sinks": ["a", "c", "d", "e", "g"]}],
+        },
+        "secrets": {"sinks": SINK_SECRETS},
     },
     "auth-type-string": {"config": {"auth": {"type": "MSS_A"}}},
     "auth-none-with-token": {"config": {"auth": {"type": ["NONE"], "url_token_param": "t"}}},
@@ -534,6 +770,7 @@ def test_schema_refuses(helm: Any, chart: Any, values: dict[str, Any]) -> None:
         ({"replicaCount": 3}, "replicaCount must be 1"),
         ({"ingress": {"enabled": True}}, "ingress.enabled needs ingress.host"),
         ({"secrets": {"metastudio": {"ak": "AK"}}}, "give both ak and sk"),
+        ({"terminationGracePeriodSeconds": 5}, "must be above config.server.graceful_shutdown"),
     ],
 )
 def test_templates_refuse_without_the_schema(
@@ -548,6 +785,82 @@ def test_templates_refuse_without_the_schema(
         pytest.raises(helm.HelmError, match=message),
     ):
         unchecked.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+SINK_SECRET_MISTAKES = {
+    "unknown-sink": ({"sinks": {"nope": {"url": "redis://r"}}}, {}, "no sink named nope"),
+    "url-of-a-jsonl-sink": ({"sinks": {"jsonl": {"url": "x://y"}}}, {}, "a jsonl sink has no url"),
+    "secret-of-a-redis-sink": (
+        {"sinks": {"r": {"secret": "s"}}},
+        {"sinks": [{"name": "r", "type": "redis"}], "routes": [{"sinks": ["r"]}]},
+        "a redis sink has no secret",
+    ),
+    "url-twice": (
+        {"sinks": {"r": {"url": "redis://:pw@r:6379/0"}}},
+        {
+            "sinks": [{"name": "r", "type": "redis", "url": "redis://r"}],
+            "routes": [{"sinks": ["r"]}],
+        },
+        "its url comes from secrets.sinks.r.url, leave it out of config.sinks",
+    ),
+    "http-without-url": (
+        {"sinks": {"h": {"secret": "whsec_x"}}},
+        {"sinks": [{"name": "h", "type": "http"}], "routes": [{"sinks": ["h"]}]},
+        "the http sink h needs a url",
+    ),
+    "existing-secret-unknown-sink": (
+        {"existingSecret": "s", "existingSecretKeys": {"sinks": {"nope": {"url": "u"}}}},
+        {},
+        "secrets.existingSecretKeys.sinks.nope: config.sinks has no sink named nope",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("secrets", "config", "message"),
+    list(SINK_SECRET_MISTAKES.values()),
+    ids=list(SINK_SECRET_MISTAKES),
+)
+def test_templates_refuse_sink_secret_mistakes(
+    helm: Any, chart: Any, secrets: dict[str, Any], config: dict[str, Any], message: str
+) -> None:
+    """What the schema cannot see across keys: secrets.sinks must match config.sinks."""
+    values = {"secrets": secrets, "config": config}
+    with pytest.raises(helm.HelmError, match=message):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({}, False),  # 30 > 20 + 5
+        ({"terminationGracePeriodSeconds": 26}, False),
+        ({"terminationGracePeriodSeconds": 25}, True),
+        ({"config": {"server": {"graceful_shutdown_seconds": 25.5}}}, True),
+        ({"config": {"server": {"graceful_shutdown_seconds": 24.5}}}, False),
+        ({"config": {"server": {"graceful_shutdown_seconds": None}}}, False),  # receiver's 20
+        ({"preStopSleepSeconds": 10}, True),
+        ({"preStopSleepSeconds": 0, "terminationGracePeriodSeconds": 21}, False),
+        (
+            {
+                "terminationGracePeriodSeconds": 30,
+                "config": {"intake": {"backend": "nats", "url": "nats://n:4222"}},
+                "preStopSleepSeconds": 15,
+            },
+            True,
+        ),
+    ],
+)
+def test_grace_period_must_outlast_the_drain(
+    helm: Any, chart: Any, values: dict[str, Any], refused: bool
+) -> None:
+    if not refused:
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        return
+    with pytest.raises(
+        helm.HelmError, match=r"terminationGracePeriodSeconds \(\d+\) must be above"
+    ):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
 
 
 @pytest.mark.parametrize("values", list(GOOD_VALUES.values()), ids=list(GOOD_VALUES))
@@ -595,6 +908,113 @@ def test_schema_mirrors_the_settings_models() -> None:
     )
 
 
+#: Settings the values do not offer: the chart sets them, or they hold a secret (which goes in
+#: `secrets` and reaches the pod as a file), or the chart has no way to provide them.
+NOT_IN_VALUES = {
+    "server": {"host", "tls_certfile", "tls_keyfile"},
+    "auth": {"keys", "keys_file"},
+    "intake": {"url_file"},
+    "metastudio": {"ak", "sk", "ak_file", "sk_file", "iam_password", "iam_password_file"},
+}
+
+
+def test_schema_offers_every_setting() -> None:
+    """The reverse of the test above: a key added to the settings is added to the chart."""
+    from receiver import config as settings_module
+    from receiver import sink_settings
+
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    sections = schema["properties"]["config"]["properties"]
+    for section, field in settings_module.Settings.model_fields.items():
+        assert section in sections, f"config.{section} is missing from the schema"
+        if section in ("sinks", "routes"):
+            continue
+        _assert_keys_offered(section, sections[section], field.annotation)
+    _assert_keys_offered("routes", sections["routes"]["items"], settings_module.RouteSettings)
+    for model in typing.get_args(sink_settings.SinkSettings):
+        (kind,) = typing.get_args(model.model_fields["type"].annotation)
+        _assert_keys_offered(f"sinks[{kind}]", schema["definitions"][f"sink_{kind}"], model)
+
+
+def _assert_keys_offered(where: str, section_schema: dict[str, Any], model: Any) -> None:
+    section = where.split(".")[0]
+    for key, field in model.model_fields.items():
+        if key in NOT_IN_VALUES.get(section, ()):
+            assert key not in section_schema["properties"], f"{where}.{key} is the chart's"
+            continue
+        assert key in section_schema["properties"], f"{where}.{key} is missing from the schema"
+        sub = section_schema["properties"][key]
+        if "properties" in sub:
+            _assert_keys_offered(f"{where}.{key}", sub, field.annotation)
+
+
+def _plain(value: Any) -> Any:
+    """A settings default as it reads in values.yaml."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+#: values.yaml defaults that differ from the receiver's on purpose: the pod's data directory.
+CHART_DEFAULTS: dict[tuple[str, ...], str] = {
+    ("intake", "path"): "/var/lib/receiver/intake.db",
+    ("dead_letters", "path"): "/var/lib/receiver/dead-letters.db",
+}
+
+
+def test_values_defaults_are_the_receivers() -> None:
+    """Every key values.yaml sets under config has the receiver's own default."""
+    from receiver import config as settings_module
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["config"]
+    models = settings_module.Settings.model_fields
+
+    def walk(where: tuple[str, ...], section: dict[str, Any], model: Any) -> None:
+        for key, value in section.items():
+            field = model.model_fields[key]
+            if isinstance(value, dict):
+                walk((*where, key), value, field.annotation)
+                continue
+            expected = CHART_DEFAULTS.get((*where, key))
+            if expected is None:
+                expected = _plain(field.get_default(call_default_factory=True))
+            assert value == expected, f"config.{'.'.join((*where, key))}"
+
+    for section, content in values.items():
+        if section in ("sinks", "routes"):
+            continue
+        walk((section,), content, models[section].annotation)
+
+
+def test_new_settings_reach_the_toml(render: Any) -> None:
+    """The keys added with the replicated intakes and tracing: in the TOML, typed, accepted."""
+    values = GOOD_VALUES["replicated-intake-tuned"]
+    rendered = render(values)
+    toml = tomllib.loads(rendered.toml_text())
+    intake = values["config"]["intake"]
+    for key in ("lease_ttl_seconds", "ack_wait_seconds", "timeout_seconds"):
+        assert toml["intake"][key] == intake[key]
+    assert toml["intake"]["dedup_window_seconds"] == 86400
+    assert toml["intake"]["max_ack_pending"] == 100000
+    assert isinstance(toml["intake"]["max_ack_pending"], int)
+    assert toml["intake"]["replica_id"] == ""
+    assert toml["server"]["max_header_bytes"] == 32768
+    assert toml["tracing"] == {
+        "enabled": True,
+        "exporter": "console",
+        "endpoint": "",
+        "service_name": "rx",
+    }
+    # test_schema_accepts[replicated-intake-tuned] runs `receiver check-config` on it.
+    default = tomllib.loads(render(case="default").toml_text())
+    assert default["pipeline"]["retry"]["max_attempts"] == 30
+    assert default["tracing"]["enabled"] is False
+
+
 def _assert_keys_known(where: str, section_schema: dict[str, Any], model: Any) -> None:
     assert section_schema.get("additionalProperties") is False, f"{where} allows any key"
     fields = model.model_fields
@@ -625,8 +1045,11 @@ def _check_config(rendered: Rendered, tmp_path: Path) -> subprocess.CompletedPro
     text = rendered.toml_text()
     toml = tomllib.loads(text)
     files = _secret_contents(rendered)
-    referenced = [toml["auth"].get("keys_file")] + [
-        toml["metastudio"].get(key) for key in ("ak_file", "sk_file", "iam_password_file")
+    referenced = [
+        toml["auth"].get("keys_file"),
+        toml["intake"].get("url_file"),
+        *(toml["metastudio"].get(key) for key in ("ak_file", "sk_file", "iam_password_file")),
+        *(sink.get(key) for sink in toml["sinks"] for key in ("url_file", "secret_file")),
     ]
     for path in filter(None, referenced):
         assert path.startswith(SECRET_DIR), path
@@ -690,6 +1113,10 @@ def test_toml_is_the_config_values(render: Any, case: str) -> None:
     assert toml["auth"].pop("keys_file") == f"{SECRET_DIR}keys"
     for key in ("ak_file", "sk_file", "iam_password_file"):
         toml["metastudio"].pop(key, None)
+    toml["intake"].pop("url_file", None)
+    for sink in toml["sinks"]:
+        sink.pop("url_file", None)
+        sink.pop("secret_file", None)
     if not expected["server"]["public_url"]:
         expected["server"]["public_url"] = toml["server"]["public_url"]
     # Through JSON, so that 8080 and 8080.0 differ: whole numbers stay integers in the TOML.

@@ -85,6 +85,39 @@ helm.sh/chart: {{ include "receiver.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/* The data key of the Secret that holds the nats/redis intake URL, "" when it is in config. */}}
+{{- define "receiver.intakeUrlKey" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecretKeys.intakeUrl | default "" -}}
+{{- else if .Values.secrets.intakeUrl -}}intake_url
+{{- end -}}
+{{- end -}}
+
+{{/*
+The sinks' secret files, a JSON list of {sink, field, file, key, value}: field is url or secret,
+file the name under the secret directory (sink-<name>-<field>), key the Secret's data key and
+value the content (only when the chart creates the Secret).
+*/}}
+{{- define "receiver.sinkSecrets" -}}
+{{- $existing := ne (.Values.secrets.existingSecret | default "") "" -}}
+{{- $source := .Values.secrets.sinks | default dict -}}
+{{- if $existing }}{{ $source = .Values.secrets.existingSecretKeys.sinks | default dict }}{{ end -}}
+{{- $out := list -}}
+{{- range $name := keys $source | sortAlpha -}}
+{{- $entry := index $source $name | default dict -}}
+{{- range $field := list "url" "secret" -}}
+{{- $given := index $entry $field | default "" -}}
+{{- if $given -}}
+{{- $file := printf "sink-%s-%s" $name $field -}}
+{{- $item := dict "sink" $name "field" $field "file" $file "key" $file "value" $given -}}
+{{- if $existing }}{{ $item = dict "sink" $name "field" $field "file" $file "key" $given "value" "" }}{{ end -}}
+{{- $out = append $out $item -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{/* The callback URL as registered at MetaStudio. */}}
 {{- define "receiver.publicUrl" -}}
 {{- $server := .Values.config.server -}}
@@ -92,6 +125,23 @@ helm.sh/chart: {{ include "receiver.chart" . }}
 {{- $server.public_url -}}
 {{- else if and .Values.ingress.enabled .Values.ingress.host -}}
 {{- printf "%s://%s%s" (ternary "https" "http" .Values.ingress.tls.enabled) .Values.ingress.host $server.path -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A stopping pod sleeps preStopSleepSeconds, then drains for graceful_shutdown_seconds (the
+receiver's default is 20) and releases its leases: Kubernetes must not kill it before.
+*/}}
+{{- define "receiver.checkGracePeriod" -}}
+{{- $server := .Values.config.server | default dict -}}
+{{- $drain := 20.0 -}}
+{{- if not (kindIs "invalid" $server.graceful_shutdown_seconds) -}}
+{{- $drain = float64 $server.graceful_shutdown_seconds -}}
+{{- end -}}
+{{- $sleep := float64 (.Values.preStopSleepSeconds | default 0) -}}
+{{- $grace := float64 .Values.terminationGracePeriodSeconds -}}
+{{- if le $grace (addf $drain $sleep) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be above config.server.graceful_shutdown_seconds (%v) + preStopSleepSeconds (%v) = %v, or the pod is killed before it has drained (and, with nats or redis, released its leases): raise it to at least %v" $grace $drain $sleep (addf $drain $sleep) (add1 (floor (addf $drain $sleep)))) -}}
 {{- end -}}
 {{- end -}}
 
@@ -109,6 +159,35 @@ helm.sh/chart: {{ include "receiver.chart" . }}
 {{- end -}}
 {{- if include "receiver.hasIamPassword" . -}}
 {{- $_ := set $cfg.metastudio "iam_password_file" (printf "%s/iam_password" $dir) -}}
+{{- end -}}
+{{- if include "receiver.intakeUrlKey" . -}}
+{{- $_ := set $cfg.intake "url_file" (printf "%s/intake_url" $dir) -}}
+{{- end -}}
+{{- $where := ternary "secrets.existingSecretKeys.sinks" "secrets.sinks" (ne (.Values.secrets.existingSecret | default "") "") -}}
+{{- $sinks := $cfg.sinks | default list -}}
+{{- range $f := include "receiver.sinkSecrets" . | fromJsonArray -}}
+{{- $found := false -}}
+{{- range $sink := $sinks -}}
+{{- if eq (toString $sink.name) $f.sink -}}
+{{- $found = true -}}
+{{- $types := ternary (list "http") (list "nats" "rabbitmq" "redis" "http") (eq $f.field "secret") -}}
+{{- if not (has (toString $sink.type) $types) -}}
+{{- fail (printf "%s.%s.%s: a %s sink has no %s (%s only)" $where $f.sink $f.field $sink.type $f.field (join ", " $types)) -}}
+{{- end -}}
+{{- if index $sink $f.field -}}
+{{- fail (printf "sink %s: its %s comes from %s.%s.%s, leave it out of config.sinks" $f.sink $f.field $where $f.sink $f.field) -}}
+{{- end -}}
+{{- $_ := set $sink (printf "%s_file" $f.field) (printf "%s/%s" $dir $f.file) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "%s.%s: config.sinks has no sink named %s" $where $f.sink $f.sink) -}}
+{{- end -}}
+{{- end -}}
+{{- range $sink := $sinks -}}
+{{- if and (eq (toString $sink.type) "http") (not $sink.url) (not $sink.url_file) -}}
+{{- fail (printf "the http sink %s needs a url: in config.sinks or in %s.%s.url" $sink.name $where $sink.name) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $cfg -}}
 {{- end -}}
@@ -173,7 +252,7 @@ written as integers (Helm reads every number as a float), null values are left o
 {{- $cfg := include "receiver.settings" . | fromJson -}}
 # receiver.toml rendered by the {{ include "receiver.chart" . }} chart from its values.
 # Secrets are files under {{ include "receiver.secretDir" . }}, never in this file.
-{{- range $section := list "server" "auth" "intake" "pipeline" "metastudio" "enrichment" "dead_letters" "logging" }}
+{{- range $section := list "server" "auth" "intake" "pipeline" "metastudio" "enrichment" "dead_letters" "logging" "tracing" }}
 {{- if hasKey $cfg $section }}
 
 {{ include "receiver.toml.table" (list $section (index $cfg $section) "[" "]") }}

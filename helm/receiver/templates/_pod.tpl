@@ -1,5 +1,6 @@
 {{/* The pod template shared by the Deployment and the StatefulSet. */}}
 {{- define "receiver.podTemplate" -}}
+{{- include "receiver.checkGracePeriod" . -}}
 metadata:
   labels:
     {{- include "receiver.labels" . | nindent 4 }}
@@ -8,7 +9,7 @@ metadata:
     {{- end }}
   annotations:
     checksum/config: {{ include "receiver.toml" . | sha256sum }}
-    checksum/secret: {{ dict "existingSecret" .Values.secrets.existingSecret "existingSecretKeys" .Values.secrets.existingSecretKeys "callbackKeys" .Values.secrets.callbackKeys "metastudio" .Values.secrets.metastudio | toJson | sha256sum }}
+    checksum/secret: {{ .Values.secrets | toJson | sha256sum }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -116,6 +117,14 @@ spec:
           {{- if include "receiver.hasIamPassword" . }}
           - key: {{ $k.iamPassword }}
             path: iam_password
+          {{- end }}
+          {{- with include "receiver.intakeUrlKey" . }}
+          - key: {{ . }}
+            path: intake_url
+          {{- end }}
+          {{- range include "receiver.sinkSecrets" . | fromJsonArray }}
+          - key: {{ .key }}
+            path: {{ .file }}
           {{- end }}
         {{- end }}
     - name: tmp
