@@ -193,7 +193,7 @@ class RetrySettings(Section):
 
 
 class PipelineSettings(Section):
-    lanes: int = Field(16, ge=1, le=1024)
+    lanes: int = Field(64, ge=1, le=1024)
     max_in_flight: int = Field(1000, ge=1)
     retry: RetrySettings = RetrySettings()
 

@@ -39,7 +39,7 @@ _REMEMBER = (
 _PURGE_EVERY_SECONDS = 30.0
 # Records appended by this process are handed to the pipeline from memory (no read back),
 # up to this many; beyond it (a backlog) they are read from the file.
-_RECENT_MAX = 10_000
+_RECENT_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
