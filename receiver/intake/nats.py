@@ -182,9 +182,14 @@ class NatsIntake(Intake):
             return await self._js.key_value(bucket)
 
     async def close(self) -> None:
-        """Release the leases (the partitions move on at once) and disconnect."""
+        """Release the leases (the partitions move on at once) and disconnect.
+
+        Each step is bounded: a broker that stopped answering must not stall a shutdown
+        (unreleased leases then expire on their own).
+        """
         if self.leases is not None:
-            await self.leases.close()
+            with contextlib.suppress(TimeoutError, *_ERRORS):
+                await asyncio.wait_for(self.leases.close(), self._timeout)
         if self._progress is not None:
             self._progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,8 +199,8 @@ class NatsIntake(Intake):
         self._parts.clear()
         self._stopped.clear()
         if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(*_ERRORS):
-                await self._nc.close()
+            with contextlib.suppress(TimeoutError, *_ERRORS):
+                await asyncio.wait_for(self._nc.close(), self._timeout)
 
     async def append(
         self,
@@ -300,8 +305,8 @@ class NatsIntake(Intake):
                 for message in messages:
                     self._hold(part, message)
         finally:
-            with contextlib.suppress(*_ERRORS):
-                await sub.unsubscribe()
+            with contextlib.suppress(TimeoutError, *_ERRORS):
+                await asyncio.wait_for(sub.unsubscribe(), self._timeout)
 
     def _hold(self, part: _Part, message: Any) -> None:
         seq = int(message.metadata.sequence.stream)
