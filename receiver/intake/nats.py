@@ -61,6 +61,7 @@ class _Part:
     taken: int = 0
     space: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    stopping: bool = False
 
 
 class NatsIntake(Intake):
@@ -272,21 +273,25 @@ class NatsIntake(Intake):
     def _lost(self, partition: int) -> None:
         part = self._parts.pop(partition, None)
         if part is not None and part.task is not None:
+            part.stopping = True
             part.task.cancel()
             self._stopped.append(part)
 
     async def _stop_puller(self, part: _Part) -> None:
+        # nats-py turns a cancellation that meets a closed connection into an ordinary
+        # error, which the puller would retry: the flag ends its loop whatever happens.
+        part.stopping = True
         if part.task is not None:
             part.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await part.task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(part.task, self._timeout + 2)
 
     async def _pull(self, part: _Part) -> None:
         sub = await self._js.pull_subscribe_bind(
             durable=self.consumer(part.partition), stream=self._stream
         )
         try:
-            while True:
+            while not part.stopping:
                 leases = self.leases
                 room = self._max_ack_pending - len(part.in_hand)
                 if leases is None or not leases.usable(part.partition) or room <= 0:

@@ -52,6 +52,7 @@ async def die(intake: Intake) -> None:
         with contextlib.suppress(BaseException):
             await task
     for part in list(intake._parts.values()):
+        part.stopping = True
         if part.task is not None:
             part.task.cancel()
     client: Any = intake._nc
