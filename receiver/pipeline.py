@@ -118,6 +118,7 @@ class Pipeline:
         self._publish_seconds = {name: metrics.sink_publish_seconds.labels(name) for name in sinks}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._cancelled = False
 
     @property
     def in_flight(self) -> int:
@@ -143,11 +144,12 @@ class Pipeline:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_seconds), self._room:
                 await self._room.wait_for(lambda: self._in_flight == 0)
+        self._cancelled = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A client library may turn the cancellation into an ordinary error that a retry
+        # loop catches; ``_cancelled`` ends those loops, and the wait is bounded anyway.
+        await asyncio.wait(self._tasks, timeout=5.0)
         self._tasks.clear()
 
     async def _feed(self) -> None:
@@ -235,6 +237,8 @@ class Pipeline:
                         "error": detail,
                     },
                 )
+                if self._cancelled:
+                    raise asyncio.CancelledError from error
                 await asyncio.sleep(policy.backoff(attempt))
                 continue
             self._publish_seconds[sink.name].observe(time.perf_counter() - started)
