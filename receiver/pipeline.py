@@ -149,7 +149,8 @@ class Pipeline:
             task.cancel()
         # A client library may turn the cancellation into an ordinary error that a retry
         # loop catches; ``_cancelled`` ends those loops, and the wait is bounded anyway.
-        await asyncio.wait(self._tasks, timeout=5.0)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
         self._tasks.clear()
 
     async def _feed(self) -> None:
