@@ -106,8 +106,9 @@ class ReceiverService:
         if self.enricher is not None:
             await self.enricher.close()
         for sink in self.sinks.values():
+            # bounded: a broker client must not stall the shutdown
             with contextlib.suppress(Exception):
-                await sink.close()
+                await asyncio.wait_for(sink.close(), 10.0)
         await self.dead_letters.close()
         await self.intake.close()
         if self.access_log is not None:
