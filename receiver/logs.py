@@ -9,9 +9,11 @@ from typing import Any
 
 import orjson
 
+# LogRecord's own attributes, and uvicorn's terminal-coloured copy of its message.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
+    "color_message",
 }
 
 

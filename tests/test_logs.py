@@ -33,3 +33,8 @@ def test_exceptions_are_one_field() -> None:
         item.exc_info = sys.exc_info()
     document = orjson.loads(JsonFormatter().format(item))
     assert "ValueError: boom" in document["exception"]
+
+
+def test_uvicorns_coloured_copy_is_left_out() -> None:
+    document = orjson.loads(JsonFormatter().format(record(color_message="\x1b[36mx\x1b[0m")))
+    assert "color_message" not in document
