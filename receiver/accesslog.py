@@ -55,9 +55,9 @@ class AccessLog:
                 "level": "INFO",
                 "logger": "receiver.access",
                 "message": "callback",
+                **fields,
             }
-            document.update(fields)
-            data = orjson.dumps(document) + b"\n"
+            data = orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
         else:
             pairs = " ".join(f"{key}={value}" for key, value in fields.items())
             data = f"{stamp} INFO receiver.access callback {pairs}\n".encode()

@@ -80,7 +80,7 @@ class ReceiverApp:
             await self._callback(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        elif kind == "http" and headers_size(scope) > self._max_header:
+        elif kind == "http" and headers_size(scope["headers"]) > self._max_header:
             await JSONResponse(
                 {"error": "headers_too_large", "detail": f"the limit is {self._max_header} bytes"},
                 status_code=431,

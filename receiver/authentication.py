@@ -26,10 +26,17 @@ from receiver.signatures import (
 
 _SECRET_HEADER = SECRET_HEADER.encode()
 _TIME_HEADER = TIME_HEADER.encode()
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
-@dataclass(frozen=True, slots=True)
+def _is_hex(text: str) -> bool:
+    """Whether ``text`` is hex digits only (``fromhex`` alone would skip whitespace)."""
+    try:
+        return len(bytes.fromhex(text)) * 2 == len(text)
+    except ValueError:
+        return False
+
+
+@dataclass(slots=True)
 class Verdict:
     """The outcome: ``code`` is empty when the request is genuine."""
 
@@ -104,7 +111,7 @@ class Authenticator:
         secret, time_text = _text(secret_raw), _text(time_raw)
         if not secret or not time_text:
             return _refuse("missing_signature", "both the signature and the time are required")
-        if len(secret) != 64 or not _HEX.issuperset(secret):
+        if len(secret) != 64 or not _is_hex(secret):
             return _refuse("malformed_signature", "the signature is not 64 hex digits")
         signed_at = parse_hex_time(time_text)
         if signed_at is None:
@@ -113,13 +120,16 @@ class Authenticator:
             return _refuse("signature_expired", f"signed more than {self._tolerance} s ago")
         if signed_at > now + self._tolerance:
             return _refuse("signature_from_future", f"signed over {self._tolerance} s ahead")
-        if sorted(p for p in pairs if p[0] not in SIGNATURE_PARAMS) != self._registered_query:
+        if (pairs or self._registered_query) and sorted(
+            p for p in pairs if p[0] not in SIGNATURE_PARAMS
+        ) != self._registered_query:
             return _refuse("query_mismatch", "the query differs from the registered URL's")
         match = self._verifier.verify(secret, time_text)
         if match is None:
             return _refuse("bad_signature", "the signature does not match any key")
-        proof = f"{secret.lower()}:{time_text}".encode("ascii")
-        return Verdict("", "", auth_type.value, match.rule.value, proof, signed_at)
+        proof = (secret.lower() + ":" + time_text).encode("ascii")
+        # StrEnum members are their values: labels and logs see plain text
+        return Verdict("", "", auth_type, match.rule, proof, signed_at)
 
     def _unsigned(self, pairs: list[tuple[str, str]]) -> Verdict:
         if self._token_param:

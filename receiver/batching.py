@@ -1,50 +1,44 @@
-"""A dedicated thread that runs blocking work in batches for asyncio callers.
+"""Durable writes for asyncio callers: a worker thread for blocking calls, group commit.
 
-Callers ``await submit(item)``; the thread takes every item that is waiting (up to a
-limit), handles them in one call (one SQLite transaction, one fsync) and wakes each caller
-with its own result. Concurrent requests so share one commit: group commit.
+:class:`WorkerThread` runs one job at a time and hands each outcome back to the event
+loop. :class:`GroupCommit` writes batches on the loop and leaves only the ``fdatasync`` to
+the thread. Every blocking call gives up the GIL, and a thread that wants it back while
+the event loop is busy waits (up to a switch interval) and then forces a switch: so the
+thread gets one call per batch, no Python work in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+T = TypeVar("T")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BatchHandler = Callable[[Sequence[Item]], Sequence[Result | BaseException]]
+Done = Callable[[Any], None]
+_STOP = object()
 
 
-@dataclass(slots=True)
-class _Entry(Generic[Item, Result]):
-    item: Item
-    future: asyncio.Future[Result]
-    loop: asyncio.AbstractEventLoop
+class WorkerThread:
+    """One thread that runs jobs in the order they were queued."""
 
-
-@dataclass(slots=True)
-class _Stop:
-    on_stop: Callable[[], None] | None
-
-
-class BatchThread(Generic[Item, Result]):
-    """Run ``handle(batch)`` on one thread; each item's result goes back to its caller."""
-
-    def __init__(self, name: str, handle: BatchHandler[Item, Result], max_batch: int) -> None:
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._handle = handle
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Entry[Item, Result] | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self, on_start: Callable[[], None] | None = None) -> None:
-        """Start the thread; ``on_start`` runs first on it (e.g. to open a connection)."""
+        """Start the thread; ``on_start`` runs on it first and its exception is raised here."""
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -67,60 +61,142 @@ class BatchThread(Generic[Item, Result]):
             raise failure[0]
 
     def stop(self, on_stop: Callable[[], None] | None = None) -> None:
-        """Finish what was submitted, run ``on_stop`` on the thread, and join it."""
+        """Finish the queued jobs, run ``on_stop`` on the thread, and join it."""
         if self._thread is None:
             return
-        self._queue.put(_Stop(on_stop))
+        self._queue.put((_STOP, on_stop, None))
         self._thread.join()
         self._thread = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
+    def run_soon(self, job: Callable[[], T], done: Callable[[T | BaseException], None]) -> None:
+        """Queue ``job``; ``done`` gets its result, or the exception it raised, on this loop."""
+        self._queue.put((job, done, asyncio.get_running_loop()))
 
-    async def submit(self, item: Item) -> Result:
-        """Queue ``item`` and wait for its result (or its exception)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._queue.put(_Entry(item, future, loop))
+    async def run(self, job: Callable[[], T]) -> T:
+        """Run ``job`` on the thread and wait for its result."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.run_soon(job, functools.partial(_settle, future))
         return await future
 
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            work = [entry for entry in batch if isinstance(entry, _Entry)]
-            if work:
-                self._run(work)
-            stops = [entry for entry in batch if isinstance(entry, _Stop)]
-            if stops:
-                if stops[0].on_stop is not None:
-                    stops[0].on_stop()
+            job, done, loop = self._queue.get()
+            if job is _STOP:
+                if done is not None:
+                    done()
                 return
-
-    def _run(self, work: list[_Entry[Item, Result]]) -> None:
-        results: Sequence[Result | BaseException]
-        try:
-            results = self._handle([entry.item for entry in work])
-        except BaseException as error:  # every caller learns of the failure
-            results = [error] * len(work)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Result], object]]] = {}
-        for entry, result in zip(work, results, strict=True):
-            by_loop.setdefault(entry.loop, []).append((entry.future, result))
-        for loop, pairs in by_loop.items():
+            try:
+                outcome = job()
+            except BaseException as error:  # the caller learns of the failure
+                outcome = error
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, pairs)
+                loop.call_soon_threadsafe(done, outcome)
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Result], object]]) -> None:
-    for future, result in pairs:
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Group commit: ``write`` on the event loop, then ``sync`` on a worker thread.
+
+    ``write(items)`` (an SQLite transaction with ``synchronous=NORMAL``, an ``os.write``:
+    quick, into the page cache) returns one result per item, or raises: then every item
+    of that batch gets the exception. ``sync()`` (an ``fdatasync``) makes it durable; only
+    then do the items' callers get their results. One batch is written and synced at a
+    time: what is added meanwhile waits and goes in the next, so the busier the loop, the
+    larger the batches. ``extra()``, called when a batch is written, may add items that
+    never start a batch of their own (acknowledgements riding along with the next write).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[Item]], Sequence[Result]],
+        sync: Callable[[], None] | None,
+        worker: WorkerThread | None,
+        max_batch: int,
+        extra: Callable[[], list[Item]] | None = None,
+    ) -> None:
+        self._write = write
+        self._sync = sync
+        self._worker = worker
+        self._max_batch = max_batch
+        self._extra = extra
+        self._waiting: list[tuple[Item, Done | None]] = []
+        self._busy = False
+        self._scheduled = False
+
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is being written or synced now."""
+        return self._busy or self._scheduled
+
+    def add(self, item: Item, done: Done | None = None) -> None:
+        """Write ``item`` with the next batch; ``done`` gets its result or the exception."""
+        self._waiting.append((item, done))
+        self._schedule()
+
+    async def submit(self, item: Item) -> Result:
+        """:meth:`add` and wait for the item's result."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.add(item, functools.partial(_settle, future))
+        return await future
+
+    def flush(self) -> None:
+        """Write a batch of the ``extra()`` items alone, unless a batch is under way."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # At the end of this loop iteration: the requests read in it share the batch.
+        if not self._busy and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_batch)
+
+    def _write_batch(self) -> None:
+        self._scheduled = False
+        batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+        items = [item for item, _ in batch]
+        if self._extra is not None:
+            items.extend(self._extra())
+        if not items:
+            return
+        try:
+            results: Sequence[Result] | BaseException = self._write(items)
+        except Exception as error:  # every caller of the batch learns of the failure
+            results = error
+        if self._sync is None or self._worker is None or isinstance(results, BaseException):
+            self._answer(batch, results)
+            if self._waiting:
+                self._schedule()
+            return
+        self._busy = True
+        self._worker.run_soon(self._sync, functools.partial(self._synced, batch, results))
+
+    def _synced(
+        self,
+        batch: list[tuple[Item, Done | None]],
+        results: Sequence[Result],
+        failure: BaseException | None,
+    ) -> None:
+        self._busy = False
+        if self._waiting:
+            self._schedule()
+        self._answer(batch, failure if failure is not None else results)
+
+    @staticmethod
+    def _answer(
+        batch: list[tuple[Item, Done | None]], results: Sequence[Result] | BaseException
+    ) -> None:
+        if isinstance(results, BaseException):
+            for _, done in batch:
+                if done is not None:
+                    done(results)
+            return
+        for (_, done), result in zip(batch, results, strict=False):
+            if done is not None:
+                done(result)

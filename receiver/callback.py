@@ -1,58 +1,97 @@
-"""The callback endpoint, as a pure ASGI app: verify, parse, store durably, then answer.
+"""The callback endpoint's logic: verify, parse, store durably, then answer.
 
-Pure ASGI because it is the hot path: no request object, one pass over the headers, the
-body read with its limit and deadline, one JSON encoding of the envelope.
+Transport-independent: :mod:`receiver.protocol` (the uvicorn protocol that serves the
+callback path without an ASGI cycle) and :mod:`receiver.endpoint` (the same endpoint as
+an ASGI app) both drive one :class:`CallbackHandler`. A request goes through
+:meth:`CallbackHandler.check_head` once its headers are in (method, limits, signature:
+refused before its body is read), then :meth:`CallbackHandler.accept` with the body; the
+answer reaches ``respond`` once the event is durable, and :meth:`CallbackHandler.finish`
+counts it and writes its access-log line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from receiver.accesslog import AccessLog
-from receiver.authentication import Authenticator
+from receiver.authentication import Authenticator, Verdict
 from receiver.envelope import build_envelope, event_id
 from receiver.events import BadEvent, parse_callback
 from receiver.intake import Intake, IntakeFull, IntakeUnavailable
 from receiver.metrics import Metrics
 from receiver.tracing import Tracing
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-
 log = logging.getLogger("receiver.callback")
 
-_JSON = (b"content-type", b"application/json")
-_RETRY_AFTER_SECONDS = b"5"
+Headers = Sequence[tuple[bytes, bytes]]
+
+_RETRY_AFTER = ((b"retry-after", b"5"),)
+_ALLOW = ((b"allow", b"POST"),)
 # Request ids: unique per process start, then a counter (no system call per request).
 _REQUEST_PREFIX = os.urandom(4).hex() + "-"
 
 
-class _Reject(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request is answered: always JSON; ``headers`` beyond the usual ones."""
+
+    status: int
+    body: bytes
+    outcome: str  # accepted, duplicate or rejected (the metrics' labels)
+    reason: str  # "ok" or the error code
+    event_id: str = ""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+Respond = Callable[[Answer], None]
+
+
+def refusal(status: int, code: str, detail: str) -> Answer:
+    """A ``{"error", "detail"}`` answer."""
+    extra = _RETRY_AFTER if status == 503 else _ALLOW if status == 405 else ()
+    body = orjson.dumps({"error": code, "detail": detail})
+    return Answer(status, body, "rejected", code, "", extra)
+
+
+def _accepted(event: str, stored: bool) -> Answer:
+    outcome = "accepted" if stored else "duplicate"
+    body = b'{"status":"' + outcome.encode() + b'","id":"' + event.encode() + b'"}'
+    return Answer(200, body, outcome, "ok", event)
 
 
 def _is_json(content_type: bytes) -> bool:
+    if content_type == b"application/json":
+        return True
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     )
 
 
-def headers_size(scope: Scope) -> int:
-    """Bytes of the request's header names and values (uvicorn's httptools sets no limit)."""
-    return sum(map(len, itertools.chain.from_iterable(scope["headers"])))
+def headers_size(headers: Headers) -> int:
+    """Bytes of the header names and values (uvicorn's httptools sets no limit)."""
+    return sum(len(name) + len(value) for name, value in headers)
 
 
-class CallbackEndpoint:
+@dataclass(slots=True)
+class Admission:
+    """A request whose headers passed: the verdict, when it arrived, its trace span."""
+
+    verdict: Verdict
+    received_at: float
+    request_id: str
+    span: Any = None
+
+
+class CallbackHandler:
     """Serves ``server.path``; ``authenticator`` may be swapped at run time (key rotation)."""
 
     def __init__(
@@ -70,132 +109,116 @@ class CallbackEndpoint:
         tracing: Tracing | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout_seconds = body_timeout_seconds
         self._intake = intake
         self._metrics = metrics
         self._source = source
-        self._max_body = max_body_bytes
-        self._max_header = max_header_bytes
-        self._body_timeout = body_timeout_seconds
         self._replay_seconds = replay_seconds
         self._access_log = access_log
         self._tracing = tracing or Tracing()
-        self._counters: dict[tuple[str, str], Any] = {}
-        self._rules: dict[tuple[str, str], Any] = {}
         self._observe = metrics.request_seconds.observe
         self._request_numbers = itertools.count()
+        self.too_large = refusal(413, "body_too_large", f"the limit is {max_body_bytes} bytes")
+        self.headers_too_large = refusal(
+            431, "headers_too_large", f"the limit is {max_header_bytes} bytes"
+        )
+        self.timed_out = refusal(408, "body_timeout", "the body did not arrive in time")
+        self.disconnected = refusal(400, "client_disconnected", "the body was not completed")
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        started = time.perf_counter()
-        request_id = f"{_REQUEST_PREFIX}{next(self._request_numbers):x}"
-        status, body, extra, event = 200, b"", [], ""
+    def request_id(self) -> str:
+        """A new request id (``x-request-id`` and the access log)."""
+        return f"{_REQUEST_PREFIX}{next(self._request_numbers):x}"
+
+    def check_head(
+        self, method: str, headers: Headers, query: bytes, header_bytes: int, request_id: str
+    ) -> Admission | Answer:
+        """Judge a request by its method and headers (lowercase names) alone."""
+        if method != "POST":
+            return refusal(405, "method_not_allowed", "only POST is accepted")
+        if header_bytes > self.max_header_bytes:
+            return self.headers_too_large
+        fields = dict(headers)
+        content_type = fields.get(b"content-type")
+        declared = fields.get(b"content-length")
+        if content_type is not None and not _is_json(content_type):
+            return refusal(415, "unsupported_media_type", "the body must be application/json")
+        if declared is not None:
+            if not declared.isdigit():
+                return refusal(400, "bad_content_length", "Content-Length is not a number")
+            if int(declared) > self.max_body_bytes:
+                return self.too_large
+        now = time.time()
+        verdict = self.authenticator.check(fields, query.decode("latin-1"), now)
+        if not verdict.ok:
+            return refusal(401, verdict.code, verdict.detail)
+        self._metrics.signature_rule.labels(verdict.auth_type, verdict.rule).inc()
+        span = None
+        if self._tracing.enabled:
+            span = self._tracing.start_span("metastudio.callback", {"request_id": request_id})
+        return Admission(verdict, now, request_id, span)
+
+    def accept(self, admission: Admission, body: bytes, respond: Respond) -> None:
+        """Parse the body and store the event; ``respond`` gets the answer (maybe later)."""
         try:
-            if self._tracing.enabled:
-                with self._tracing.span("metastudio.callback", {"request_id": request_id}) as span:
-                    event, stored = await self._accept(scope, receive, request_id)
-                    span.set_attribute("event_id", event)
+            callback = parse_callback(body)
+        except BadEvent as error:
+            respond(refusal(400, error.code, error.detail))
+            return
+        verdict, now = admission.verdict, admission.received_at
+        event = event_id(body, verdict.proof)
+        envelope = build_envelope(callback, event, now, self._source)
+        if admission.span is not None:
+            admission.span.set_attribute("event_id", event)
+            envelope["traceparent"] = self._tracing.traceparent(admission.span)
+        replay_until = (verdict.signed_at or now) + self._replay_seconds
+
+        def stored(outcome: bool | BaseException) -> None:
+            if isinstance(outcome, bool):
+                respond(_accepted(event, outcome))
+            elif isinstance(outcome, IntakeFull):
+                respond(refusal(503, "intake_full", str(outcome)))
             else:
-                event, stored = await self._accept(scope, receive, request_id)
-            outcome = "accepted" if stored else "duplicate"
-            body = orjson.dumps({"status": outcome, "id": event})
-            self._count(outcome, "ok")
-        except _Reject as reject:
-            status = reject.status
-            body = orjson.dumps({"error": reject.code, "detail": reject.detail})
-            if status == 503:
-                extra = [(b"retry-after", _RETRY_AFTER_SECONDS)]
-            elif status == 405:
-                extra = [(b"allow", b"POST")]
-            self._count("rejected", reject.code)
-        headers = [
-            _JSON,
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers + extra})
-        await send({"type": "http.response.body", "body": body})
+                extra = {"request_id": admission.request_id, "error": str(outcome)}
+                if isinstance(outcome, IntakeUnavailable):
+                    log.error("intake append failed", extra=extra)
+                else:
+                    log.error("intake append failed", extra=extra, exc_info=outcome)
+                respond(refusal(503, "intake_unavailable", "events cannot be stored now"))
+
+        self._intake.append_soon(
+            event, callback.room_id, now, orjson.dumps(envelope), replay_until, envelope, stored
+        )
+
+    def finish(
+        self,
+        answer: Answer,
+        request_id: str,
+        started: float,
+        method: str,
+        path: str,
+        client: str,
+        admission: Admission | None = None,
+    ) -> None:
+        """Count the answered request, end its span and write its access-log line.
+
+        ``path`` is never the query: MSS_A puts the signature there.
+        """
         elapsed = time.perf_counter() - started
         self._observe(elapsed)
+        self._metrics.requests.labels(answer.outcome, answer.reason).inc()
+        if admission is not None and admission.span is not None:
+            admission.span.end()
         if self._access_log is not None:
             self._access_log.line(
                 {
                     "request_id": request_id,
-                    "event_id": event,
-                    "method": scope["method"],
-                    "path": scope["path"],  # never the query: MSS_A puts the signature there
-                    "status": status,
-                    "client": (scope.get("client") or ("", 0))[0],
+                    "event_id": answer.event_id,
+                    "method": method,
+                    "path": path,
+                    "status": answer.status,
+                    "client": client,
                     "duration_ms": round(elapsed * 1000, 3),
                 }
             )
-
-    def _count(self, outcome: str, reason: str) -> None:
-        counter = self._counters.get((outcome, reason))
-        if counter is None:
-            counter = self._metrics.requests.labels(outcome, reason)
-            self._counters[(outcome, reason)] = counter
-        counter.inc()
-
-    async def _accept(self, scope: Scope, receive: Any, request_id: str) -> tuple[str, bool]:
-        if scope["method"] != "POST":
-            raise _Reject(405, "method_not_allowed", "only POST is accepted")
-        if headers_size(scope) > self._max_header:
-            raise _Reject(431, "headers_too_large", f"the limit is {self._max_header} bytes")
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type")
-        if content_type is not None and not _is_json(content_type):
-            raise _Reject(415, "unsupported_media_type", "the body must be application/json")
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise _Reject(400, "bad_content_length", "Content-Length is not a number")
-            if int(declared) > self._max_body:
-                raise _Reject(413, "body_too_large", f"the limit is {self._max_body} bytes")
-        now = time.time()
-        verdict = self.authenticator.check(headers, scope["query_string"].decode("latin-1"), now)
-        if not verdict.ok:
-            raise _Reject(401, verdict.code, verdict.detail)
-        if verdict.rule:
-            rule = self._rules.get((verdict.auth_type, verdict.rule))
-            if rule is None:
-                rule = self._metrics.signature_rule.labels(verdict.auth_type, verdict.rule)
-                self._rules[(verdict.auth_type, verdict.rule)] = rule
-            rule.inc()
-        raw = await self._read_body(receive)
-        try:
-            callback = parse_callback(raw)
-        except BadEvent as error:
-            raise _Reject(400, error.code, error.detail) from None
-        event = event_id(raw, verdict.proof)
-        envelope = build_envelope(callback, event, now, self._source)
-        if self._tracing.enabled:
-            envelope["traceparent"] = self._tracing.traceparent()
-        replay_until = (verdict.signed_at or now) + self._replay_seconds
-        try:
-            stored = await self._intake.append(
-                event, callback.room_id, now, orjson.dumps(envelope), replay_until, envelope
-            )
-        except IntakeFull as error:
-            raise _Reject(503, "intake_full", str(error)) from None
-        except IntakeUnavailable:
-            log.exception("intake append failed", extra={"request_id": request_id})
-            raise _Reject(503, "intake_unavailable", "events cannot be stored now") from None
-        return event, stored
-
-    async def _read_body(self, receive: Any) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(self._body_timeout):
-                while True:
-                    message: Message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise _Reject(400, "client_disconnected", "the body was not completed")
-                    chunk: bytes = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise _Reject(413, "body_too_large", f"the limit is {self._max_body} bytes")
-                    if not message.get("more_body", False):
-                        return b"".join((*chunks, chunk)) if chunks else chunk
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise _Reject(408, "body_timeout", "the body did not arrive in time") from None

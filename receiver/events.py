@@ -68,25 +68,50 @@ SECRET_MESSAGE_KEYS = frozenset({"stream_key"})
 REDACTED = "[redacted]"
 
 
-@dataclass(frozen=True, slots=True)
+# The optional string fields of each documented event type (``room_id`` and ``job_id``
+# are required of all three).
+_FIELDS: dict[str, tuple[str, ...]] = {
+    EventType.SHOOT_SCRIPT_SWITCH: (
+        "scene_script_name",
+        "shoot_script_sequence_no",
+        "shoot_script_title",
+        "live_id",
+    ),
+    EventType.RTMP_STREAM_STATE_CHANGE: ("output_url", "state"),
+    EventType.REPLY_COMMAND_FINISH: ("reply_id",),
+}
+
+
+@dataclass(slots=True)
 class Callback:
-    """One parsed callback: the decoded message (unknown keys kept) and its typed view."""
+    """One parsed callback: the decoded message (unknown keys kept), its ids and type."""
 
     event_type: str
     message: dict[str, Any]
-    typed: TypedMessage | None
+    known: bool  # one of the documented event types, its fields checked
+    room_id: str
+    job_id: str
 
     @property
-    def known(self) -> bool:
-        return self.typed is not None
-
-    @property
-    def room_id(self) -> str:
-        return self.typed.room_id if self.typed else _id(self.message.get("room_id"))
-
-    @property
-    def job_id(self) -> str:
-        return self.typed.job_id if self.typed else _id(self.message.get("job_id"))
+    def typed(self) -> TypedMessage | None:
+        """The typed view of a documented event's message (None for another type)."""
+        if not self.known:
+            return None
+        m, text = self.message, _optional_text
+        if self.event_type == EventType.SHOOT_SCRIPT_SWITCH:
+            return ShootScriptSwitch(
+                self.room_id,
+                self.job_id,
+                text(m, "scene_script_name"),
+                text(m, "shoot_script_sequence_no"),
+                text(m, "shoot_script_title"),
+                text(m, "live_id"),
+            )
+        if self.event_type == EventType.RTMP_STREAM_STATE_CHANGE:
+            return RtmpStreamStateChange(
+                self.room_id, self.job_id, text(m, "output_url"), text(m, "state")
+            )
+        return ReplyCommandFinish(self.room_id, self.job_id, text(m, "reply_id"))
 
     @property
     def state(self) -> str | None:
@@ -101,37 +126,25 @@ def _id(value: Any) -> str:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
-def _text(message: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+def _optional_text(message: dict[str, Any], key: str) -> str | None:
     value = message.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    return None if value is None else str(value)
+
+
+def _is_text(value: Any) -> bool:
+    """A string, or an integer (MetaStudio may send numbers); never a bool."""
+    kind = type(value)
+    return kind is str or (kind is not bool and isinstance(value, str | int))
+
+
+def _required_id(message: dict[str, Any], key: str) -> str:
+    value = message.get(key)
+    if value is None or not _is_text(value):
         raise BadEvent("invalid_event", f"message.{key} must be a string")
-    text = str(value)
-    if required and not text:
+    text = value if type(value) is str else str(value)
+    if not text:
         raise BadEvent("invalid_event", f"message.{key} is required")
     return text
-
-
-def _typed(event_type: str, message: dict[str, Any]) -> TypedMessage | None:
-    if event_type not in EventType.__members__:
-        return None
-    room_id = _text(message, "room_id", required=True) or ""
-    job_id = _text(message, "job_id", required=True) or ""
-    if event_type == EventType.SHOOT_SCRIPT_SWITCH:
-        return ShootScriptSwitch(
-            room_id,
-            job_id,
-            _text(message, "scene_script_name"),
-            _text(message, "shoot_script_sequence_no"),
-            _text(message, "shoot_script_title"),
-            _text(message, "live_id"),
-        )
-    if event_type == EventType.RTMP_STREAM_STATE_CHANGE:
-        return RtmpStreamStateChange(
-            room_id, job_id, _text(message, "output_url"), _text(message, "state")
-        )
-    return ReplyCommandFinish(room_id, job_id, _text(message, "reply_id"))
 
 
 def parse_callback(body: bytes) -> Callback:
@@ -140,24 +153,41 @@ def parse_callback(body: bytes) -> Callback:
         outer = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadEvent("invalid_json", f"body is not JSON: {error.msg}") from None
-    if not isinstance(outer, dict):
+    if type(outer) is not dict:
         raise BadEvent("invalid_event", "body must be a JSON object")
     event_type = outer.get("event_type")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 64:
+    if type(event_type) is not str or not event_type or len(event_type) > 64:
         raise BadEvent("invalid_event", "event_type must be a non-empty string")
     raw = outer.get("message")
-    if isinstance(raw, str):
+    if type(raw) is str:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise BadEvent("invalid_json", f"message is not JSON: {error.msg}") from None
-    elif isinstance(raw, dict):
+    elif type(raw) is dict:
         message = raw  # tolerated: a sender that did not encode the message twice
     else:
         raise BadEvent("invalid_event", "message must be a JSON document encoded as a string")
-    if not isinstance(message, dict):
+    if type(message) is not dict:
         raise BadEvent("invalid_event", "message must hold a JSON object")
-    typed = _typed(event_type, message)
-    for key in SECRET_MESSAGE_KEYS & message.keys():
-        message[key] = REDACTED
-    return Callback(event_type, message, typed)
+    fields = _FIELDS.get(event_type)
+    if fields is None:
+        callback = Callback(
+            event_type, message, False, _id(message.get("room_id")), _id(message.get("job_id"))
+        )
+    else:
+        callback = Callback(
+            event_type,
+            message,
+            True,
+            _required_id(message, "room_id"),
+            _required_id(message, "job_id"),
+        )
+        for key in fields:
+            value = message.get(key)
+            if value is not None and not _is_text(value):
+                raise BadEvent("invalid_event", f"message.{key} must be a string")
+    if not SECRET_MESSAGE_KEYS.isdisjoint(message):
+        for key in SECRET_MESSAGE_KEYS & message.keys():
+            message[key] = REDACTED
+    return callback

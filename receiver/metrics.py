@@ -1,8 +1,14 @@
-"""Prometheus metrics of one receiver instance, in a registry of its own."""
+"""Prometheus metrics of one receiver instance, in a registry of its own.
+
+Counters and histograms are updated from the event loop only (see
+:mod:`receiver.loopmetrics`); the gauges are prometheus_client's own.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+
+from receiver.loopmetrics import LoopCounter, LoopHistogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -13,19 +19,19 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
+        self.requests = LoopCounter(
             "receiver_callbacks",
             "Callback requests by outcome and reason",
             ["outcome", "reason"],
             registry=r,
         )
-        self.signature_rule = Counter(
+        self.signature_rule = LoopCounter(
             "receiver_signature_matches",
             "Valid signatures by auth type and signing rule",
             ["auth_type", "rule"],
             registry=r,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LoopHistogram(
             "receiver_callback_seconds",
             "Time to answer a callback",
             buckets=_LATENCY_BUCKETS,
@@ -37,37 +43,37 @@ class Metrics:
         self.intake_oldest = Gauge(
             "receiver_intake_oldest_age_seconds", "Age of the oldest pending event", registry=r
         )
-        self.events_delivered = Counter(
+        self.events_delivered = LoopCounter(
             "receiver_events_delivered",
             "Events removed from the intake after delivery",
             registry=r,
         )
-        self.sink_publish_seconds = Histogram(
+        self.sink_publish_seconds = LoopHistogram(
             "receiver_sink_publish_seconds",
             "Time of one successful publish",
             ["sink"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.sink_failures = Counter(
+        self.sink_failures = LoopCounter(
             "receiver_sink_failures", "Failed publish attempts", ["sink", "retryable"], registry=r
         )
-        self.dead_letters = Counter(
+        self.dead_letters = LoopCounter(
             "receiver_dead_letters", "Events dead-lettered", ["sink", "reason"], registry=r
         )
-        self.enrichment = Counter(
+        self.enrichment = LoopCounter(
             "receiver_enrichment",
             "Enrichment results by status and source",
             ["status", "source"],
             registry=r,
         )
-        self.api_calls = Counter(
+        self.api_calls = LoopCounter(
             "receiver_metastudio_api_calls",
             "MetaStudio API calls by operation and outcome",
             ["operation", "outcome"],
             registry=r,
         )
-        self.key_reloads = Counter(
+        self.key_reloads = LoopCounter(
             "receiver_callback_key_reloads",
             "Reloads of the callback key file",
             ["outcome"],

@@ -34,6 +34,19 @@ class Route:
             tuple(settings.sinks),
         )
 
+    @property
+    def matches_all(self) -> bool:
+        """Whether every condition is ``*``."""
+        return all(
+            patterns == ("*",)
+            for patterns in (
+                self.event_types,
+                self.room_ids,
+                self.room_names,
+                self.enrichment_status,
+            )
+        )
+
     def matches(self, envelope: dict[str, Any]) -> bool:
         data = envelope["data"]
         job = data.get("job") or {}
@@ -50,8 +63,14 @@ class Router:
 
     def __init__(self, routes: Sequence[RouteSettings]) -> None:
         self._routes = [Route.from_settings(route) for route in routes]
+        # Routes that match anything pick their sinks without looking at the envelope.
+        self._everything: list[str] | None = None
+        if all(route.matches_all for route in self._routes):
+            self._everything = list(dict.fromkeys(n for r in self._routes for n in r.sinks))
 
     def sinks_for(self, envelope: dict[str, Any]) -> list[str]:
+        if self._everything is not None:
+            return self._everything
         chosen: dict[str, None] = {}
         for route in self._routes:
             if route.matches(envelope):

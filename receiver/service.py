@@ -13,9 +13,10 @@ import time
 
 from receiver.accesslog import AccessLog
 from receiver.authentication import Authenticator
-from receiver.callback import CallbackEndpoint
+from receiver.callback import CallbackHandler
 from receiver.config import Settings
 from receiver.deadletters import DeadLetterStore
+from receiver.endpoint import CallbackEndpoint
 from receiver.enrichment import build_enricher
 from receiver.intake import Intake, build_intake
 from receiver.keyring import KeyRing
@@ -55,7 +56,7 @@ class ReceiverService:
             sink_settings=settings.sinks,
             tracing=self.tracing,
         )
-        self.endpoint = CallbackEndpoint(
+        self.callbacks = CallbackHandler(
             self._authenticator(),
             self.intake,
             self.metrics,
@@ -67,6 +68,7 @@ class ReceiverService:
             access_log=self.access_log,
             tracing=self.tracing,
         )
+        self.endpoint = CallbackEndpoint(self.callbacks)
         self._maintenance: asyncio.Task[None] | None = None
         self.started = False
         self.stopping = False
@@ -133,7 +135,7 @@ class ReceiverService:
             log.warning("callback key file not reloaded", extra={"error": type(error).__name__})
             return False
         if changed:
-            self.endpoint.authenticator = self._authenticator()
+            self.callbacks.authenticator = self._authenticator()
             self.metrics.key_reloads.labels("reloaded").inc()
         return changed
 

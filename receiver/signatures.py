@@ -79,7 +79,7 @@ def parse_hex_time(text: str) -> float | None:
     return value / 1000 if value >= _MILLISECONDS_FROM else float(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match:
     """Which configured key and signing rule a valid signature was made with."""
 

@@ -7,15 +7,13 @@ sink, join the same trace even after a restart. Disabled, every call here is a n
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from receiver.config import TracingSettings
 
 
 class Tracing:
-    """Spans when enabled; ``nullcontext`` and ``None`` when not."""
+    """Spans when enabled; ``None`` when not."""
 
     def __init__(self, tracer: Any = None, provider: Any = None) -> None:
         self._tracer = tracer
@@ -25,40 +23,39 @@ class Tracing:
     def enabled(self) -> bool:
         return self._tracer is not None
 
-    @contextlib.contextmanager
-    def span(
+    def start_span(
         self, name: str, attributes: dict[str, Any], traceparent: str | None = None
-    ) -> Iterator[Any]:
-        """A span named ``name``; a child of ``traceparent`` when given."""
-        if self._tracer is None:
-            yield None
-            return
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-        context = (
-            TraceContextTextMapPropagator().extract({"traceparent": traceparent})
-            if traceparent
-            else None
-        )
-        with self._tracer.start_as_current_span(
-            name, context=context, attributes=attributes
-        ) as span:
-            yield span
-
-    def traceparent(self) -> str | None:
-        """The current span as a W3C ``traceparent`` value."""
+    ) -> Any:
+        """A span started now and ended by the caller (``span.end()``); a child of
+        ``traceparent`` when given; None when disabled."""
         if self._tracer is None:
             return None
+        return self._tracer.start_span(name, context=_context(traceparent), attributes=attributes)
+
+    def traceparent(self, span: Any = None) -> str | None:
+        """``span`` (the current span by default) as a W3C ``traceparent`` value."""
+        if self._tracer is None:
+            return None
+        from opentelemetry.trace import set_span_in_context
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         carrier: dict[str, str] = {}
-        TraceContextTextMapPropagator().inject(carrier)
+        context = set_span_in_context(span) if span is not None else None
+        TraceContextTextMapPropagator().inject(carrier, context=context)
         return carrier.get("traceparent")
 
     def shutdown(self) -> None:
         """Flush and stop the exporter."""
         if self._provider is not None:
             self._provider.shutdown()
+
+
+def _context(traceparent: str | None) -> Any:
+    if not traceparent:
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract({"traceparent": traceparent})
 
 
 def build_tracing(settings: TracingSettings, exporter: Any = None) -> Tracing:

@@ -72,7 +72,7 @@ def unique(prefix: str) -> str:
 def make_event(room: str, seq: int, event_type: str = "REPLY_COMMAND_FINISH") -> Event:
     """An envelope as the pipeline builds it, and its JSON body."""
     message = {"room_id": room, "job_id": f"job-{room}", "reply_id": str(seq), "seq": seq}
-    callback = Callback(event_type, message, None)
+    callback = Callback(event_type, message, False, room, f"job-{room}")
     envelope = build_envelope(callback, uuid.uuid4().hex, time.time(), "urn:test:receiver")
     return envelope, orjson.dumps(envelope)
 

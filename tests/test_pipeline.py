@@ -1,5 +1,6 @@
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from receiver.pipeline import Pipeline
 from receiver.routing import Router
 from receiver.sink_settings import JsonlSinkSettings
 from receiver.sinks import DeliveryError, Sink
+from receiver.sinks.base import Delivery
 from receiver.sinks.jsonl import JsonlSink
 
 
@@ -175,4 +177,69 @@ async def test_routes_pick_sinks_by_event_type(tmp_path: Path, unrouted_type: st
     assert [e["id"] for e in replies.received] == ["vip-1-1"]
     assert sorted(e["id"] for e in everything.received) == ["vip-1-1", "vip-2-3"]
     assert intake.depth() == 0
+    await intake.close()
+
+
+class BatchFailingSink(Sink):
+    """Confirms whole batches (one lane); fails the first ``failures`` batches entirely."""
+
+    lanes = 1
+
+    def __init__(self, name: str, failures: int) -> None:
+        super().__init__(name)
+        self.failures = failures
+        self.batches: list[int] = []
+        self.received: list[dict[str, Any]] = []
+
+    async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
+        raise AssertionError("the pipeline publishes batches")
+
+    async def publish_batch(self, batch: Sequence[Delivery]) -> list[BaseException | None]:
+        self.batches.append(len(batch))
+        if self.failures:
+            self.failures -= 1
+            return [DeliveryError("disk full")] * len(batch)
+        self.received.extend(envelope for envelope, _ in batch)
+        return [None] * len(batch)
+
+
+async def test_a_batch_sink_gets_batches_and_a_failed_batch_is_retried_whole(
+    tmp_path: Path,
+) -> None:
+    sink = BatchFailingSink("batch", failures=2)
+    events = [("REPLY_COMMAND_FINISH", f"room{n % 3}", n) for n in range(7)]
+    intake = await run_pipeline(tmp_path, {"batch": sink}, [RouteSettings(sinks=["batch"])], events)
+    assert [int(e["data"]["message"]["reply_id"]) for e in sink.received] == list(range(7))
+    assert max(sink.batches) > 1  # one lane: the events went together
+    assert sum(sink.batches[:2]) == 2 * sink.batches[0]  # the failed batch, retried whole
+    assert intake.depth() == 0
+    await intake.close()
+
+
+class PrefixSink(RecordingSink):
+    """Fails one chosen event once; the default publish_batch stops there."""
+
+    def __init__(self, name: str, fail_reply: str) -> None:
+        super().__init__(name)
+        self.fail_reply = fail_reply
+        self.tried: list[str] = []
+
+    async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
+        reply = envelope["data"]["message"]["reply_id"]
+        self.tried.append(reply)
+        if reply == self.fail_reply:
+            self.fail_reply = ""
+            raise DeliveryError("timeout")
+        self.received.append(envelope)
+
+
+async def test_after_a_failure_in_a_batch_the_rest_waits_and_keeps_its_order(
+    tmp_path: Path,
+) -> None:
+    sink = PrefixSink("prefix", fail_reply="2")
+    events = [("REPLY_COMMAND_FINISH", "room", n) for n in range(6)]
+    intake = await run_pipeline(tmp_path, {"prefix": sink}, [RouteSettings(sinks=["prefix"])], events)
+    delivered = [e["data"]["message"]["reply_id"] for e in sink.received]
+    assert delivered == ["0", "1", "2", "3", "4", "5"]
+    assert sink.tried.count("2") == 2 and sink.tried.count("3") == 1  # 3 waited, tried once
     await intake.close()

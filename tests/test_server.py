@@ -1,6 +1,7 @@
 """The receiver as a real process on loopback: HTTPS, kill -9 and SIGTERM."""
 
 import asyncio
+import gc
 import ssl
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ import httpx
 import pytest
 import trustme
 
+from receiver.server import tune_gc
 from tests.helpers import (
     ReceiverProcess,
     callback_body,
@@ -122,3 +124,14 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 20
     assert '"receiver stopped"' in receiver.logs()
+
+
+def test_tune_gc_freezes_start_up_objects_and_widens_the_young_generation() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold()[0] == 50_000
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -35,5 +35,4 @@ async def test_callback_and_delivery_spans_share_one_trace(tmp_path: Path) -> No
 def test_disabled_tracing_adds_nothing() -> None:
     tracing = build_tracing(TracingSettings())
     assert not tracing.enabled and tracing.traceparent() is None
-    with tracing.span("x", {}) as span:
-        assert span is None
+    assert tracing.start_span("x", {}) is None

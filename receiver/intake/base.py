@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+AppendDone = Callable[[bool | BaseException], None]
+# Appends started by ``append_soon`` and not finished (the loop keeps weak references only).
+_APPENDING: set[asyncio.Task[bool]] = set()
 
 
 class IntakeFull(Exception):
@@ -16,7 +22,7 @@ class IntakeUnavailable(Exception):
     """The intake cannot store now (disk full, database or broker down)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IntakeRecord:
     """One stored event: ``ref`` identifies it to :meth:`Intake.ack`."""
 
@@ -59,6 +65,23 @@ class Intake(ABC):
         ``envelope`` is ``payload`` decoded; a backend may hand it to ``take`` as is.
         """
 
+    def append_soon(
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None,
+        done: AppendDone,
+    ) -> None:
+        """Start :meth:`append`; ``done`` gets its result or its exception, on the loop."""
+        task = asyncio.get_running_loop().create_task(
+            self.append(event_id, room_id, received_at, payload, replay_until, envelope)
+        )
+        _APPENDING.add(task)
+        task.add_done_callback(functools.partial(_report, done))
+
     @abstractmethod
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
         """Up to ``limit`` events not yet handed out, waiting up to ``wait_seconds`` for one."""
@@ -86,3 +109,12 @@ class Intake(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """Whether appends can succeed now."""
+
+
+def _report(done: AppendDone, task: asyncio.Task[bool]) -> None:
+    _APPENDING.discard(task)
+    if task.cancelled():
+        done(IntakeUnavailable("the append was cancelled"))
+        return
+    error = task.exception()
+    done(error if error is not None else task.result())

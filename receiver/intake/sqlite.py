@@ -1,13 +1,20 @@
-"""The embedded intake: one SQLite file in WAL mode, written by one thread with group commit.
+"""The embedded intake: one SQLite file in WAL mode, with group commit.
 
-Every append waits for the commit of the transaction that holds it; with ``fsync`` the
-commit is ``synchronous=FULL``, so a 2xx survives ``kill -9`` and power loss. Appends that
-arrive while a commit runs share the next one.
+An append waits for the commit of the transaction that holds it and, with ``fsync``, for
+the ``fdatasync`` of the WAL after it (what ``synchronous=FULL`` does), so a 2xx survives
+``kill -9`` and power loss. The transaction runs on the event loop, one multi-row
+``INSERT`` per table into the page cache; the fdatasync and the checkpoints run on a
+worker thread (:mod:`receiver.intake.sqlite_file`, :mod:`receiver.batching`). Appends that
+arrive while a batch is being made durable share the next one. Acknowledgements ride
+along with the next commit (or a timer's): an ack lost in a crash only means a delivery
+again, which consumers tell by the event id. Replays are told apart in memory
+(:mod:`receiver.intake.replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -15,106 +22,81 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from receiver.batching import BatchThread
-from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
+from receiver.batching import GroupCommit, WorkerThread
+from receiver.intake.base import AppendDone, Intake, IntakeFull, IntakeRecord, IntakeUnavailable
+from receiver.intake.replay import ReplayWindow
+from receiver.intake.sqlite_file import Ack, Append, IntakeFile, Op, Purge, Stored
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    room_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS seen (
-    event_id TEXT PRIMARY KEY,
-    until REAL NOT NULL
-) WITHOUT ROWID;
-"""
+log = logging.getLogger("receiver.intake.sqlite")
 
-_REMEMBER = (
-    "INSERT INTO seen(event_id, until) VALUES (?, ?) "
-    "ON CONFLICT(event_id) DO UPDATE SET until = excluded.until WHERE seen.until < ?"
-)
-_PURGE_EVERY_SECONDS = 30.0
+_ACK_DELAY_SECONDS = 0.2
+_HOUSEKEEPING_SECONDS = 1.0  # forget expired replay ids, checkpoint
 # Records appended by this process are handed to the pipeline from memory (no read back),
 # up to this many; beyond it (a backlog) they are read from the file.
 _RECENT_MAX = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class _Append:
-    event_id: str
-    room_id: str
-    received_at: float
-    payload: bytes
-    replay_until: float
+@dataclass(slots=True)
+class _Pending:
+    """An append handed to a commit: who waits, and duplicates that arrived meanwhile."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Take:
-    after_seq: int
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Ack:
-    seqs: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Stats:
-    pass
-
-
-_Op = _Append | _Take | _Ack | _Stats
-_Result = int | None | list[IntakeRecord] | tuple[int, float | None]
+    append: Append
+    envelope: dict[str, Any] | None
+    done: AppendDone
+    duplicates: list[AppendDone]
 
 
 class SqliteIntake(Intake):
     """Durable queue in an SQLite file; one process at a time."""
 
     def __init__(self, path: Path, *, max_pending: int, fsync: bool, batch_max: int) -> None:
-        self._path = path
+        self._file = IntakeFile(path)
         self._max_pending = max_pending
         self._fsync = fsync
-        self._db: sqlite3.Connection | None = None
-        self._thread: BatchThread[_Op, _Result] = BatchThread(
-            "intake-sqlite", self._handle, batch_max
+        self._worker = WorkerThread("intake-sqlite")
+        self._commits: GroupCommit[Op, Stored] = GroupCommit(
+            self._file.commit,
+            self._file.sync if fsync else None,
+            self._worker,
+            batch_max,
+            extra=self._riders,
         )
         self._depth = 0
         self._reserved = 0
         self._cursor = 0
-        self._last_seq = 0
+        self._last_seq = 0  # the last event stored durably: what ``take`` may hand out
         self._oldest: float | None = None
         self._stored = asyncio.Event()
         self._failed = False
-        self._last_purge = 0.0
         self._recent: dict[int, IntakeRecord] = {}
+        self._acks: list[int] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._replay = ReplayWindow()
+        self._uncommitted: dict[str, _Pending] = {}
+        self._purge_up_to = 0
+        self._next_housekeeping = 0.0
+        self._checkpointing = False
 
     async def start(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self._thread.start, self._open)
-        depth, oldest = await self._submit_stats()
-        self._depth, self._oldest = depth, oldest
+        self._file.open()
+        self._last_seq = self._file.last_seq
+        await asyncio.to_thread(self._worker.start, self._file.open_checkpointer)
+        self._depth, self._oldest = self._file.stats()
+        self._replay.load(*self._file.replay_markers())
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._thread.stop, self._close_db)
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        riders = self._riders()
+        if riders and self._file.is_open:
+            self._file.commit(riders)
+            if self._fsync:
+                await self._worker.run(self._file.sync)
+        await asyncio.to_thread(self._worker.stop, self._file.close_checkpointer)
+        self._file.close()
 
-    def _open(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
-        db.executescript(_SCHEMA)
-        row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._last_seq = int(row[0])
-        self._db = db
-
-    def _close_db(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
+    # Appending
     async def append(
         self,
         event_id: str,
@@ -124,31 +106,99 @@ class SqliteIntake(Intake):
         replay_until: float,
         envelope: dict[str, Any] | None = None,
     ) -> bool:
+        future: asyncio.Future[bool | BaseException] = asyncio.get_running_loop().create_future()
+        self.append_soon(
+            event_id, room_id, received_at, payload, replay_until, envelope, future.set_result
+        )
+        outcome = await future
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def append_soon(
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None,
+        done: AppendDone,
+    ) -> None:
+        pending = self._uncommitted.get(event_id)
+        if pending is not None:  # being committed: a duplicate, if that commit works
+            pending.duplicates.append(done)
+            return
+        if self._replay.holds(event_id, time.time()):
+            done(False)
+            return
         if self._depth + self._reserved >= self._max_pending:
-            raise IntakeFull(f"{self._max_pending} events pending")
+            done(IntakeFull(f"{self._max_pending} events pending"))
+            return
         self._reserved += 1
-        try:
-            seq = await self._thread.submit(
-                _Append(event_id, room_id, received_at, payload, replay_until)
-            )
-        except sqlite3.Error as error:
+        append = Append(event_id, room_id, received_at, payload, replay_until)
+        pending = _Pending(append, envelope, done, [])
+        self._uncommitted[event_id] = pending
+        self._commits.add(append, lambda outcome: self._committed(pending, outcome))
+
+    def _committed(self, pending: _Pending, outcome: Stored | BaseException) -> None:
+        append = pending.append
+        self._reserved -= 1
+        del self._uncommitted[append.event_id]
+        if isinstance(outcome, BaseException):
             self._failed = True
-            raise IntakeUnavailable(f"intake storage failed: {error}") from None
-        finally:
-            self._reserved -= 1
+            error = (
+                IntakeUnavailable(f"intake storage failed: {outcome}")
+                if isinstance(outcome, sqlite3.Error | OSError)
+                else outcome
+            )
+            pending.done(error)
+            for duplicate in pending.duplicates:
+                duplicate(error)
+            return
+        assert outcome is not None
+        seq, marker = outcome
         self._failed = False
-        if seq is None:
-            return False
-        assert isinstance(seq, int)
+        self._replay.add(append.event_id, append.replay_until, marker)
         self._depth += 1
         if self._oldest is None:
-            self._oldest = received_at
+            self._oldest = append.received_at
         if len(self._recent) < _RECENT_MAX:
-            self._recent[seq] = IntakeRecord(seq, event_id, room_id, received_at, payload, envelope)
-        self._last_seq = max(self._last_seq, seq)
+            self._recent[seq] = IntakeRecord(
+                seq,
+                append.event_id,
+                append.room_id,
+                append.received_at,
+                append.payload,
+                pending.envelope,
+            )
+        if seq > self._last_seq:
+            self._last_seq = seq
         self._stored.set()
-        return True
+        pending.done(True)
+        for duplicate in pending.duplicates:
+            duplicate(False)
+        now = time.time()
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
 
+    def _housekeeping(self, now: float) -> None:
+        """Forget expired replay ids (their markers go with the next commit); checkpoint."""
+        self._next_housekeeping = now + _HOUSEKEEPING_SECONDS
+        expired = self._replay.expire(now)
+        if expired:
+            self._purge_up_to = expired
+            self._arm_ack_timer()
+        if not self._checkpointing and self._file.is_open:
+            self._checkpointing = True
+            self._worker.run_soon(self._file.checkpoint, self._checkpointed)
+
+    def _checkpointed(self, outcome: BaseException | None) -> None:
+        self._checkpointing = False
+        if outcome is not None:
+            log.warning("intake checkpoint failed", extra={"error": str(outcome)})
+
+    # Consuming
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
         if self._cursor >= self._last_seq and wait_seconds > 0:
             self._stored.clear()
@@ -158,40 +208,66 @@ class SqliteIntake(Intake):
                 return []
         if self._cursor >= self._last_seq:
             return []
-        wanted = range(self._cursor + 1, min(self._last_seq, self._cursor + limit) + 1)
         taken: list[IntakeRecord] = []
-        for seq in wanted:
-            record = self._recent.get(seq)
-            if record is None:  # not all in memory: read the range from the file
-                read = await self._thread.submit(_Take(self._cursor, limit))
-                assert isinstance(read, list)
-                taken = read
+        last = self._cursor
+        for seq in range(self._cursor + 1, min(self._last_seq, self._cursor + limit) + 1):
+            record = self._recent.pop(seq, None)
+            if record is None:
+                if not taken:  # not in memory (a backlog, a restart): read from the file
+                    taken = self._file.read(self._cursor, self._last_seq, limit)
+                    if len(taken) < limit:  # nothing else up to the last stored event
+                        last = self._last_seq
                 break
             taken.append(record)
         if taken:
-            last = taken[-1].ref
-            assert isinstance(last, int)
-            for seq in range(self._cursor + 1, last + 1):
-                self._recent.pop(seq, None)
-            self._cursor = last
+            ref = taken[-1].ref
+            assert isinstance(ref, int)
+            last = max(last, ref)
+        for seq in range(self._cursor + 1, last + 1):
+            self._recent.pop(seq, None)
+        self._cursor = last
         return taken
 
     async def ack(self, record: IntakeRecord) -> None:
         await self.ack_many([record])
 
     async def ack_many(self, records: Sequence[IntakeRecord]) -> None:
-        seqs = tuple(record.ref for record in records if isinstance(record.ref, int))
-        await self._thread.submit(_Ack(seqs))
-        self._depth -= len(seqs)
+        """Delivered: deleted with the next commit (or one a moment from now)."""
+        self._acks.extend(record.ref for record in records if isinstance(record.ref, int))
+        self._depth -= len(records)
+        self._arm_ack_timer()
+
+    def _arm_ack_timer(self) -> None:
+        if self._ack_timer is None:
+            loop = asyncio.get_running_loop()
+            self._ack_timer = loop.call_later(_ACK_DELAY_SECONDS, self._flush_riders)
+
+    def _riders(self) -> list[Op]:
+        """What goes along with the next commit: acks, and the purge of old markers."""
+        riders: list[Op] = []
+        if self._acks:
+            riders.append(Ack(self._acks))
+            self._acks = []
+        if self._purge_up_to:
+            riders.append(Purge(self._purge_up_to))
+            self._purge_up_to = 0
+        return riders
+
+    def _flush_riders(self) -> None:
+        self._ack_timer = None
+        if self._commits.busy:  # the next commit may take them; look again in a moment
+            if self._acks or self._purge_up_to:
+                self._arm_ack_timer()
+            return
+        self._commits.flush()
 
     async def refresh_stats(self) -> None:
         """Re-read depth and the oldest pending time from the file."""
-        self._depth, self._oldest = await self._submit_stats()
-
-    async def _submit_stats(self) -> tuple[int, float | None]:
-        stats = await self._thread.submit(_Stats())
-        assert isinstance(stats, tuple)
-        return stats
+        depth, self._oldest = self._file.stats()
+        self._depth = depth - len(self._acks)  # acks not yet committed are still rows
+        now = time.time()
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
 
     def depth(self) -> int:
         return self._depth
@@ -200,46 +276,4 @@ class SqliteIntake(Intake):
         return max(0.0, now - self._oldest) if self._oldest is not None and self._depth else 0.0
 
     def is_ready(self) -> bool:
-        return self._thread.running and not self._failed
-
-    def _handle(self, ops: Sequence[_Op]) -> list[_Result | BaseException]:
-        db = self._db
-        assert db is not None
-        now = time.time()
-        results: list[_Result | BaseException] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for op in ops:
-                results.append(self._apply(db, op, now))
-            if now - self._last_purge > _PURGE_EVERY_SECONDS:
-                db.execute("DELETE FROM seen WHERE until < ?", (now,))
-                self._last_purge = now
-            db.execute("COMMIT")
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return results
-
-    @staticmethod
-    def _apply(db: sqlite3.Connection, op: _Op, now: float) -> _Result:
-        if isinstance(op, _Append):
-            if db.execute(_REMEMBER, (op.event_id, op.replay_until, now)).rowcount == 0:
-                return None
-            cursor = db.execute(
-                "INSERT INTO events(event_id, room_id, received_at, payload) VALUES (?, ?, ?, ?)",
-                (op.event_id, op.room_id, op.received_at, op.payload),
-            )
-            return cursor.lastrowid
-        if isinstance(op, _Take):
-            rows = db.execute(
-                "SELECT seq, event_id, room_id, received_at, payload FROM events "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (op.after_seq, op.limit),
-            ).fetchall()
-            return [IntakeRecord(row[0], row[1], row[2], row[3], row[4]) for row in rows]
-        if isinstance(op, _Ack):
-            db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in op.seqs])
-            return None
-        count, oldest = db.execute("SELECT count(*), min(received_at) FROM events").fetchone()
-        return (int(count), oldest)
+        return self._file.is_open and self._worker.running and not self._failed

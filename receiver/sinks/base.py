@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+Delivery = tuple[dict[str, Any], bytes]  # an envelope and its JSON encoding
 
 
 class DeliveryError(Exception):
@@ -22,6 +25,10 @@ class Sink(ABC):
     because a broker is down (the pipeline retries ``publish``), only on a bad setting.
     """
 
+    # Lanes of this sink in the pipeline: None for ``pipeline.lanes`` (publishes to rooms of
+    # different lanes run concurrently); 1 for a sink that confirms a batch at once.
+    lanes: ClassVar[int | None] = None
+
     def __init__(self, name: str, *, critical: bool = False) -> None:
         self.name = name
         self.critical = critical
@@ -32,6 +39,22 @@ class Sink(ABC):
     @abstractmethod
     async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
         """Deliver one envelope (``body`` is its JSON encoding); raise DeliveryError."""
+
+    async def publish_batch(self, batch: Sequence[Delivery]) -> list[BaseException | None]:
+        """Deliver in order; one outcome per event tried, None when confirmed.
+
+        Events past the returned outcomes were not tried. This one publishes one at a time
+        and stops at the first failure, so a room's later events never overtake it.
+        """
+        outcomes: list[BaseException | None] = []
+        for envelope, body in batch:
+            try:
+                await self.publish(envelope, body)
+            except Exception as error:  # a sink bug counts as a failed publish
+                outcomes.append(error)
+                break
+            outcomes.append(None)
+        return outcomes
 
     async def close(self) -> None:
         """Flush and release connections."""

@@ -108,3 +108,86 @@ async def test_oldest_age_tracks_pending_events(tmp_path: Path) -> None:
     await intake.refresh_stats()
     assert intake.oldest_age(time.time()) == 0.0
     await intake.close()
+
+
+async def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    now = time.time()
+    assert await intake.append("kept", "r", now, b"x", now + 60)
+    (record,) = await intake.take(1, wait_seconds=0)
+    await intake.ack(record)  # delivered and deleted: only its replay marker is left
+    await intake.close()
+
+    again = make(tmp_path / "i.db")
+    await again.start()
+    assert again.depth() == 0
+    assert not await again.append("kept", "r", now, b"x", now + 60)
+    await again.close()
+
+
+async def test_the_former_seen_table_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE seen (event_id TEXT PRIMARY KEY, until REAL NOT NULL)")
+        db.execute("INSERT INTO seen VALUES ('old', ?)", (time.time() + 60,))
+    intake = make(path)
+    await intake.start()
+    assert not await intake.append("old", "r", time.time(), b"x", time.time() + 60)
+    assert await intake.append("new", "r", time.time(), b"x", time.time() + 60)
+    await intake.close()
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "seen" not in tables and "replay" in tables
+
+
+async def test_expired_replay_markers_leave_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    now = time.time()
+    for n in range(5):
+        assert await intake.append(f"e{n}", "r", now, b"x", now + 0.2)
+    await asyncio.sleep(0.3)
+    intake._housekeeping(time.time())  # what the next commit after a second does
+    assert await intake.append("later", "r", now, b"x", now + 60)
+    await intake.close()
+    with sqlite3.connect(path) as db:
+        markers = [row[0] for row in db.execute("SELECT event_id FROM replay")]
+    assert markers == ["later"]
+
+
+async def test_acks_are_deleted_with_the_next_commit_or_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    until = time.time() + 60
+    for n in range(4):
+        await intake.append(f"e{n}", "r", time.time(), b"x", until)
+    records = await intake.take(4, wait_seconds=0)
+    await intake.ack_many(records[:2])
+    await intake.append("e4", "r", time.time(), b"x", until)  # takes the acks along
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+    await intake.ack_many(records[2:])
+    await intake.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+async def test_a_failed_fsync_is_unavailable_and_answers_nothing_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+
+    def broken_disk() -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(intake._file, "sync", broken_disk)
+    monkeypatch.setattr(intake._commits, "_sync", broken_disk)
+    with pytest.raises(IntakeUnavailable, match="Input/output error"):
+        await intake.append("a", "r", time.time(), b"x", time.time() + 60)
+    assert not intake.is_ready()
+    assert await intake.take(10, wait_seconds=0) == []  # not handed out as stored
+    await intake.close()

@@ -1,0 +1,225 @@
+"""The embedded intake's SQLite file: schema, batch transactions, reads, durability.
+
+Every read and write runs on the event loop's thread and waits for no disk:
+``synchronous=NORMAL`` and no automatic checkpoints, so a transaction only fills the page
+cache. :meth:`IntakeFile.sync` (on a worker thread) then makes the WAL durable, which is
+what ``synchronous=FULL`` would do inside the commit; :meth:`IntakeFile.checkpoint` (on
+the same thread, with a connection of its own) copies the WAL into the database file
+while writers go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from receiver.intake.base import IntakeRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replay (
+    until REAL NOT NULL,
+    event_id TEXT NOT NULL
+);
+"""
+# Before replay markers were appended, they were a table keyed by event id.
+_MIGRATE_SEEN = """
+BEGIN;
+INSERT INTO replay(until, event_id) SELECT until, event_id FROM seen;
+DROP TABLE seen;
+COMMIT;
+"""
+_ROWS_PER_INSERT = 150  # x 5 values: well under SQLite's variable limit (999 in old builds)
+_ROWS_PER_DELETE = 500
+_INSERT_EVENTS = "INSERT INTO events(seq, event_id, room_id, received_at, payload) VALUES "
+_INSERT_MARKERS = "INSERT INTO replay(rowid, until, event_id) VALUES "
+_DELETE_EVENTS = "DELETE FROM events WHERE seq IN "
+_WAL_LIMIT_BYTES = 64 * 1024 * 1024  # a WAL reset leaves the file at most this large
+
+
+@dataclass(slots=True)
+class Append:
+    """An event to store, and the end of its replay window."""
+
+    event_id: str
+    room_id: str
+    received_at: float
+    payload: bytes
+    replay_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Delivered events to delete."""
+
+    seqs: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """Replay markers up to this row, whose windows have ended, to delete."""
+
+    up_to: int
+
+
+Op = Append | Ack | Purge
+# A stored append's (seq, replay marker row); None for the other operations.
+Stored = tuple[int, int] | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement(head: str, count: int, width: int) -> str:
+    """``head`` followed by ``count`` groups of ``width`` placeholders (never a value)."""
+    group = "(" + ",".join("?" * width) + ")"
+    return head + ",".join([group] * count)
+
+
+class IntakeFile:
+    """One intake database: opened by :meth:`open`, its checkpointer by ``open_checkpointer``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_seq = 0
+        self._db: sqlite3.Connection | None = None
+        self._wal = -1  # our descriptor of the WAL file: what ``sync`` makes durable
+        self._checkpointer: sqlite3.Connection | None = None
+        self._next_seq = 1
+        self._next_marker = 1
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, cached_statements=512)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
+        db.executescript(_SCHEMA)
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'seen'").fetchone():
+            db.executescript(_MIGRATE_SEEN)
+        db.execute("DELETE FROM replay WHERE until < ?", (time.time(),))
+        (last,) = db.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+            " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
+        ).fetchone()
+        (marker,) = db.execute("SELECT coalesce(max(rowid), 0) FROM replay").fetchone()
+        self._next_seq, self.last_seq = int(last) + 1, int(last)
+        self._next_marker = int(marker) + 1
+        self._db = db
+        self._wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CREAT, 0o644)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:  # the files' names are durable too
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def close(self) -> None:
+        if self._wal >= 0:
+            os.close(self._wal)
+            self._wal = -1
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def sync(self) -> None:
+        """Make every committed transaction durable (blocks: call it on a worker thread)."""
+        os.fdatasync(self._wal)
+
+    def open_checkpointer(self) -> None:
+        """Open the checkpoint connection (on the thread that will run :meth:`checkpoint`)."""
+        self._checkpointer = sqlite3.connect(self.path, isolation_level=None)
+
+    def close_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (blocks; writers go on meanwhile)."""
+        assert self._checkpointer is not None
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def commit(self, ops: Sequence[Op]) -> list[Stored]:
+        """Apply ``ops`` in one transaction; per op, what was stored."""
+        db = self._db
+        assert db is not None
+        appends = [op for op in ops if isinstance(op, Append)]
+        first, marker = self._next_seq, self._next_marker
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(appends), _ROWS_PER_INSERT):
+                chunk = appends[start : start + _ROWS_PER_INSERT]
+                events: list[object] = []
+                markers: list[object] = []
+                for offset, append in enumerate(chunk, start):
+                    events += (
+                        first + offset,
+                        append.event_id,
+                        append.room_id,
+                        append.received_at,
+                        append.payload,
+                    )
+                    markers += (marker + offset, append.replay_until, append.event_id)
+                db.execute(_statement(_INSERT_EVENTS, len(chunk), 5), events)
+                db.execute(_statement(_INSERT_MARKERS, len(chunk), 3), markers)
+            for op in ops:
+                if isinstance(op, Ack):
+                    for start in range(0, len(op.seqs), _ROWS_PER_DELETE):
+                        seqs = op.seqs[start : start + _ROWS_PER_DELETE]
+                        db.execute(_statement(_DELETE_EVENTS, 1, len(seqs)), seqs)
+                elif isinstance(op, Purge):
+                    db.execute("DELETE FROM replay WHERE rowid <= ?", (op.up_to,))
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._next_seq, self._next_marker = first + len(appends), marker + len(appends)
+        self.last_seq = self._next_seq - 1
+        results: list[Stored] = []
+        stored = 0
+        for op in ops:
+            if isinstance(op, Append):
+                results.append((first + stored, marker + stored))
+                stored += 1
+            else:
+                results.append(None)
+        return results
+
+    def stats(self) -> tuple[int, float | None]:
+        """Events stored and the oldest one's arrival."""
+        assert self._db is not None
+        count, oldest = self._db.execute("SELECT count(*), min(received_at) FROM events").fetchone()
+        return int(count), oldest
+
+    def replay_markers(self) -> tuple[dict[str, float], int]:
+        """The replay markers still in their window, and the last marker row."""
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT event_id, until FROM replay WHERE until >= ?", (time.time(),)
+        ).fetchall()
+        return {str(event_id): float(until) for event_id, until in rows}, self._next_marker - 1
+
+    def read(self, after_seq: int, up_to: int, limit: int) -> list[IntakeRecord]:
+        """Stored events after ``after_seq`` and at most ``up_to``, in order."""
+        assert self._db is not None
+        rows = self._db.execute(
+            "SELECT seq, event_id, room_id, received_at, payload FROM events "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after_seq, up_to, limit),
+        ).fetchall()
+        return [IntakeRecord(row[0], row[1], row[2], row[3], row[4]) for row in rows]
