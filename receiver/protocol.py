@@ -70,12 +70,17 @@ class CallbackProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._closed = False
+        self._active_at = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         peer = self.client[0] if self.client else ""
         self._peer = peer
         self._peer_is_proxy = peer in self.proxies
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         request: object = self.cycle
         if type(request) is _Callback:
             self.cycle = None  # type: ignore[assignment]  # uvicorn's cycle attribute
@@ -84,6 +89,7 @@ class CallbackProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._active_at = self.loop.time()
         super().data_received(data)
         request: object = self.cycle
         # The deadline is armed only for a body that did not arrive with its headers.
@@ -226,8 +232,35 @@ class CallbackProtocol(HttpToolsProtocol):
             request.client,
             request.admission,
         )
-        if not self._closed:
+        if self._closed:
+            return
+        if self.pipeline:  # a request read meanwhile waits for this one: uvicorn starts it
             self.on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._active_at = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(
+                self._active_at + self.timeout_keep_alive, self._idle_check
+            )
+
+    def _idle_check(self) -> None:
+        """Close the connection once it has been idle for the keep-alive timeout.
+
+        One timer a connection, moved on only when it fires, instead of uvicorn's timer
+        armed and cancelled around every request.
+        """
+        self._idle_timer = None
+        if self._closed or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        deadline = self._active_at + self.timeout_keep_alive
+        now = self.loop.time()
+        if (cycle is None or cycle.response_complete) and now >= deadline:
+            self.transport.close()
+            return
+        self._idle_timer = self.loop.call_at(max(deadline, now + 0.1), self._idle_check)
 
     def _default_headers(self) -> bytes:
         """uvicorn's default headers (``date``), encoded once per change."""

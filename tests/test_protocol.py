@@ -323,3 +323,30 @@ async def test_callbacks_are_answered_without_an_asgi_task(tmp_path: Path) -> No
         protocol.connection_lost(None)
     finally:
         await app.service.stop()
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, 8999))
+    app = ReceiverApp(settings)
+    config = uvicorn_config(settings, app)
+    config.load()
+    await app.service.start()
+    try:
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+        protocol.timeout_keep_alive = 0.3
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(request(8999, callback_body(reply_id="idle")))
+        async with asyncio.timeout(5):
+            while b"\r\n\r\n" not in transport.written:
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.15)
+        protocol.data_received(request(8999, callback_body(reply_id="idle-2")))  # activity
+        await asyncio.sleep(0.25)
+        assert not transport.closed  # 0.3 s since the last request, not since the first
+        async with asyncio.timeout(2):
+            while not transport.closed:
+                await asyncio.sleep(0.02)
+        protocol.connection_lost(None)
+    finally:
+        await app.service.stop()
