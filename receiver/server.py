@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import sys
 from pathlib import Path
 
 import uvicorn
@@ -49,25 +48,18 @@ def uvicorn_config(
     )
 
 
-def tune_interpreter() -> None:
-    """Size the garbage collector and the GIL's switch interval for this server.
+def tune_gc() -> None:
+    """Freeze what start-up allocated and size the collector's young generation for a server.
 
-    The collector's default (a collection every 700 net allocations) runs hundreds of
-    times a second under load, promoting the events in flight to the old generation,
-    whose full collections then stall the event loop for tens of milliseconds (ingest
-    benchmark: p99 33 ms with the defaults, 11 ms with these). What start-up allocated is
-    frozen out of collections; requests make few reference cycles.
-
-    The worker threads only wait on the disk (fdatasync), then hand a result back. A
-    thread that wants the GIL forces the busy event loop to hand it over after the switch
-    interval; with the default 5 ms that forced switch costs the loop more than the
-    thread's few microseconds of work, while the thread usually gets the GIL sooner, in
-    a gap between the loop's callbacks (ingest benchmark: about 5 % less CPU a request).
+    By default a collection runs every 700 net allocations: hundreds of times a second
+    under load, promoting the events in flight to the old generation, whose full
+    collections then stall the event loop for tens of milliseconds (ingest benchmark: p99
+    33 ms with the defaults, 11 ms with these). Requests make few reference cycles;
+    reference counting frees the rest at once.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    sys.setswitchinterval(0.05)
 
 
 def serve(settings: Settings, *, dev_tls: bool = False) -> int:
@@ -81,6 +73,6 @@ def serve(settings: Settings, *, dev_tls: bool = False) -> int:
     # that a no-op, so a graceful shutdown on SIGTERM exits 0 as orchestrators expect.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
-    tune_interpreter()
+    tune_gc()
     server.run()
     return 0 if server.started else 1

@@ -120,6 +120,7 @@ class ReceiverProcess:
                 ):  # type: ignore[arg-type]
                     return
             time.sleep(0.05)
+        self.kill()  # a receiver that never became ready must not outlive the test
         raise RuntimeError("receiver did not become ready")
 
     def kill(self) -> None:

@@ -28,23 +28,24 @@ CREATE TABLE IF NOT EXISTS events (
     received_at REAL NOT NULL,
     payload BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS replay (
+CREATE TABLE IF NOT EXISTS replay_windows (
     until REAL NOT NULL,
-    event_id TEXT NOT NULL
+    event_ids TEXT NOT NULL
 );
 """
-# Before replay markers were appended, they were a table keyed by event id.
+# Replay markers were once a table keyed by event id.
 _MIGRATE_SEEN = """
 BEGIN;
-INSERT INTO replay(until, event_id) SELECT until, event_id FROM seen;
+INSERT INTO replay_windows(until, event_ids) SELECT until, event_id FROM seen;
 DROP TABLE seen;
 COMMIT;
 """
 _ROWS_PER_INSERT = 150  # x 5 values: well under SQLite's variable limit (999 in old builds)
 _ROWS_PER_DELETE = 500
 _INSERT_EVENTS = "INSERT INTO events(seq, event_id, room_id, received_at, payload) VALUES "
-_INSERT_MARKERS = "INSERT INTO replay(rowid, until, event_id) VALUES "
+_INSERT_MARKER = "INSERT INTO replay_windows(rowid, until, event_ids) VALUES (?, ?, ?)"
 _DELETE_EVENTS = "DELETE FROM events WHERE seq IN "
+_DELETE_RANGE = "DELETE FROM events WHERE seq BETWEEN ? AND ?"
 _WAL_LIMIT_BYTES = 64 * 1024 * 1024  # a WAL reset leaves the file at most this large
 
 
@@ -74,7 +75,8 @@ class Purge:
 
 
 Op = Append | Ack | Purge
-# A stored append's (seq, replay marker row); None for the other operations.
+# A stored append's (seq, replay marker row); None for the other operations. One marker row
+# holds the ids of a commit's events, and the latest end of their windows.
 Stored = tuple[int, int] | None
 
 
@@ -111,12 +113,12 @@ class IntakeFile:
         db.executescript(_SCHEMA)
         if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'seen'").fetchone():
             db.executescript(_MIGRATE_SEEN)
-        db.execute("DELETE FROM replay WHERE until < ?", (time.time(),))
+        db.execute("DELETE FROM replay_windows WHERE until < ?", (time.time(),))
         (last,) = db.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
             " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
         ).fetchone()
-        (marker,) = db.execute("SELECT coalesce(max(rowid), 0) FROM replay").fetchone()
+        (marker,) = db.execute("SELECT coalesce(max(rowid), 0) FROM replay_windows").fetchone()
         self._next_seq, self.last_seq = int(last) + 1, int(last)
         self._next_marker = int(marker) + 1
         self._db = db
@@ -164,41 +166,61 @@ class IntakeFile:
             for start in range(0, len(appends), _ROWS_PER_INSERT):
                 chunk = appends[start : start + _ROWS_PER_INSERT]
                 events: list[object] = []
-                markers: list[object] = []
-                for offset, append in enumerate(chunk, start):
+                for offset, append in enumerate(chunk, first + start):
                     events += (
-                        first + offset,
+                        offset,
                         append.event_id,
                         append.room_id,
                         append.received_at,
                         append.payload,
                     )
-                    markers += (marker + offset, append.replay_until, append.event_id)
                 db.execute(_statement(_INSERT_EVENTS, len(chunk), 5), events)
-                db.execute(_statement(_INSERT_MARKERS, len(chunk), 3), markers)
+            if appends:
+                until = max(append.replay_until for append in appends)
+                ids = ",".join(append.event_id for append in appends)
+                db.execute(_INSERT_MARKER, (marker, until, ids))
             for op in ops:
                 if isinstance(op, Ack):
-                    for start in range(0, len(op.seqs), _ROWS_PER_DELETE):
-                        seqs = op.seqs[start : start + _ROWS_PER_DELETE]
-                        db.execute(_statement(_DELETE_EVENTS, 1, len(seqs)), seqs)
+                    self._delete(db, op.seqs)
                 elif isinstance(op, Purge):
-                    db.execute("DELETE FROM replay WHERE rowid <= ?", (op.up_to,))
+                    db.execute("DELETE FROM replay_windows WHERE rowid <= ?", (op.up_to,))
             db.execute("COMMIT")
         except sqlite3.Error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._next_seq, self._next_marker = first + len(appends), marker + len(appends)
+        self._next_seq = first + len(appends)
         self.last_seq = self._next_seq - 1
+        if appends:
+            self._next_marker = marker + 1
         results: list[Stored] = []
-        stored = 0
+        seq = first
         for op in ops:
             if isinstance(op, Append):
-                results.append((first + stored, marker + stored))
-                stored += 1
+                results.append((seq, marker))
+                seq += 1
             else:
                 results.append(None)
         return results
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, seqs: list[int]) -> None:
+        """Delete events by seq: runs of consecutive ones as ranges, the rest by list."""
+        seqs = sorted(seqs)
+        singles: list[int] = []
+        start = 0
+        while start < len(seqs):
+            end = start
+            while end + 1 < len(seqs) and seqs[end + 1] == seqs[end] + 1:
+                end += 1
+            if end - start >= 8:
+                db.execute(_DELETE_RANGE, (seqs[start], seqs[end]))
+            else:
+                singles.extend(seqs[start : end + 1])
+            start = end + 1
+        for chunk in range(0, len(singles), _ROWS_PER_DELETE):
+            part = singles[chunk : chunk + _ROWS_PER_DELETE]
+            db.execute(_statement(_DELETE_EVENTS, 1, len(part)), part)
 
     def stats(self) -> tuple[int, float | None]:
         """Events stored and the oldest one's arrival."""
@@ -207,12 +229,13 @@ class IntakeFile:
         return int(count), oldest
 
     def replay_markers(self) -> tuple[dict[str, float], int]:
-        """The replay markers still in their window, and the last marker row."""
+        """The event ids whose replay window has not ended, and the last marker row."""
         assert self._db is not None
         rows = self._db.execute(
-            "SELECT event_id, until FROM replay WHERE until >= ?", (time.time(),)
+            "SELECT until, event_ids FROM replay_windows WHERE until >= ?", (time.time(),)
         ).fetchall()
-        return {str(event_id): float(until) for event_id, until in rows}, self._next_marker - 1
+        markers = {event_id: float(until) for until, ids in rows for event_id in ids.split(",")}
+        return markers, self._next_marker - 1
 
     def read(self, after_seq: int, up_to: int, limit: int) -> list[IntakeRecord]:
         """Stored events after ``after_seq`` and at most ``up_to``, in order."""

@@ -7,6 +7,7 @@ import pytest
 
 from receiver.intake import IntakeFull, IntakeUnavailable
 from receiver.intake.sqlite import SqliteIntake
+from receiver.intake.sqlite_file import Ack, Append, IntakeFile
 
 
 def make(path: Path, max_pending: int = 1000) -> SqliteIntake:
@@ -138,7 +139,7 @@ async def test_the_former_seen_table_is_migrated(tmp_path: Path) -> None:
     await intake.close()
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert "seen" not in tables and "replay" in tables
+    assert "seen" not in tables and "replay_windows" in tables
 
 
 async def test_expired_replay_markers_leave_the_file(tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ async def test_expired_replay_markers_leave_the_file(tmp_path: Path) -> None:
     assert await intake.append("later", "r", now, b"x", now + 60)
     await intake.close()
     with sqlite3.connect(path) as db:
-        markers = [row[0] for row in db.execute("SELECT event_id FROM replay")]
+        markers = [row[0] for row in db.execute("SELECT event_ids FROM replay_windows")]
     assert markers == ["later"]
 
 
@@ -191,3 +192,16 @@ async def test_a_failed_fsync_is_unavailable_and_answers_nothing_stored(
     assert not intake.is_ready()
     assert await intake.take(10, wait_seconds=0) == []  # not handed out as stored
     await intake.close()
+
+
+def test_acked_runs_and_scattered_seqs_are_all_deleted(tmp_path: Path) -> None:
+    file = IntakeFile(tmp_path / "i.db")
+    file.open()
+    until = time.time() + 60
+    stored = file.commit([Append(f"e{n}", "r", 0.0, b"x", until) for n in range(40)])
+    seqs = [result[0] for result in stored if result]
+    acked = seqs[3:20] + seqs[25:27] + [seqs[30], seqs[38]]  # a run of 17, then scattered
+    file.commit([Ack(list(reversed(acked)))])
+    left = [record.event_id for record in file.read(0, seqs[-1], 100)]
+    assert left == [f"e{n}" for n in range(40) if seqs[n] not in acked]
+    file.close()
