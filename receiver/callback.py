@@ -39,7 +39,7 @@ _ALLOW = ((b"allow", b"POST"),)
 _REQUEST_PREFIX = os.urandom(4).hex() + "-"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """What a request is answered: always JSON; ``headers`` beyond the usual ones."""
 

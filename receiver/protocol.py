@@ -206,21 +206,28 @@ class CallbackProtocol(HttpToolsProtocol):
             request.timer = None
         if not self._closed:
             keep_alive = request.keep_alive
-            head = b"".join(
-                (
-                    STATUS_LINE[answer.status],
-                    self._default_headers(),
-                    _HEAD,
-                    str(len(answer.body)).encode(),
-                    b"\r\nx-request-id: ",
-                    request.request_id.encode(),
-                    b"\r\n",
-                    *(name + b": " + value + b"\r\n" for name, value in answer.headers),
-                    b"" if keep_alive else b"connection: close\r\n",
-                    b"\r\n",
+            extra = (
+                b"".join(name + b": " + value + b"\r\n" for name, value in answer.headers)
+                if answer.headers
+                else b""
+            )
+            self.transport.write(
+                b"".join(
+                    (
+                        STATUS_LINE[answer.status],
+                        self._default_headers(),
+                        _HEAD,
+                        str(len(answer.body)).encode(),
+                        b"\r\nx-request-id: ",
+                        request.request_id.encode(),
+                        b"\r\n",
+                        extra,
+                        b"" if keep_alive else b"connection: close\r\n",
+                        b"\r\n",
+                        answer.body,
+                    )
                 )
             )
-            self.transport.write(head + answer.body)
             if not keep_alive:
                 self.transport.close()
         self.handler.finish(
