@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, stack
+from bench import breakdown, ingest, stack
 from bench.common import Options, wrk_available
 from bench.report import RESULTS, Target, machine, machine_line, table, targets_table, write_json
 
-PARTS = ("ingest", "e2e", "memory", "enrichment")
+PARTS = ("ingest", "breakdown", "e2e", "memory", "enrichment")
 # RSS may grow this much from the end of the warm-up to the end of the run and still be flat.
 RSS_MARGIN_MB = 10.0
 
@@ -117,6 +117,22 @@ def ingest_table(results: Mapping[str, Any]) -> str:
         f"{'OK' if b['verified'] else 'MISMATCH'}; drained in {b['drain_s']:.1f} s"
     )
     return table(head, rows) + "\n" + check
+
+
+def breakdown_table(results: Mapping[str, Any]) -> str:
+    rows = [
+        [
+            variant,
+            item["adds"],
+            item["rps"],
+            item["p99_ms"],
+            item["cpu_us_per_request"],
+            item["added_us"],
+        ]
+        for variant, item in results.items()
+    ]
+    head = ["server", "what it does", "req/s", "p99 ms", "CPU us/req", "added us/req"]
+    return table(head, rows)
 
 
 def stack_table(results: Mapping[str, Any], what: str) -> str:
@@ -302,9 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     workdir = args.out / f"work-{time.strftime('%Y%m%dT%H%M%S')}"
     options = options_from(args, workdir)
-    if "ingest" in options.parts and not wrk_available():
+    if {"ingest", "breakdown"} & set(options.parts) and not wrk_available():
         print(
-            "wrk is not installed (apt-get install wrk): the ingest part needs it", file=sys.stderr
+            "wrk is not installed (apt-get install wrk): ingest and breakdown need it",
+            file=sys.stderr,
         )
         return 2
     workdir.mkdir(parents=True, exist_ok=True)
@@ -323,6 +340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             results["ingest"] = ingest.run(options)
             print(ingest_table(results["ingest"]), flush=True)
+        if "breakdown" in options.parts:
+            print(
+                f"\n== breakdown: the ingest load, {options.duration:.0f} s against each stage",
+                flush=True,
+            )
+            results["breakdown"] = breakdown.run(options)
+            print(breakdown_table(results["breakdown"]), flush=True)
         stack_parts = [part for part in ("e2e", "enrichment") if part in options.parts]
         if stack_parts:
             print(

@@ -33,9 +33,10 @@ from bench.pool import CALLBACK_PATH, write_lua
 _PASSES = 80
 
 
-def _measure(
+def measure(
     server: procs.Server, options: Options, workdir: Path, name: str, receiver: bool
 ) -> dict[str, Any]:
+    """Warm up, then wrk for ``options.duration``; with ``receiver``, drain and count too."""
     url = server.base_url + CALLBACK_PATH
     threads = options.threads
     if options.warmup > 0:
@@ -114,7 +115,7 @@ def run(options: Options) -> dict[str, Any]:
     port = procs.free_port()
     baseline = procs.start_baseline(port, workdir / "baseline.log")
     try:
-        results["baseline"] = _measure(baseline, options, workdir, "baseline", receiver=False)
+        results["baseline"] = measure(baseline, options, workdir, "baseline", receiver=False)
     finally:
         baseline.stop()
 
@@ -131,7 +132,7 @@ def run(options: Options) -> dict[str, Any]:
     try:
         lines_before = count_lines(events)
         total_before = accepted(scrape_sync(receiver.base_url))
-        measured = _measure(receiver, options, workdir, "receiver", receiver=True)
+        measured = measure(receiver, options, workdir, "receiver", receiver=True)
         total_after = accepted(scrape_sync(receiver.base_url))
         lines = count_lines(events)
         # Every accepted event is one jsonl line; wrk's 2xx may trail by those in flight

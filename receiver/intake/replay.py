@@ -19,6 +19,7 @@ _WINDOW_SECONDS = 1.0
 
 @dataclass(slots=True, eq=False)
 class _Window:
+    first: float  # the end of the first window in it: the others end within a second of it
     until: float  # the latest end of a window in it
     last_row: int  # its last marker row
     keys: list[bytes | str]
@@ -54,13 +55,13 @@ class ReplayWindow:
     def add(self, event_id: str, until: float, marker_row: int) -> None:
         """Remember ``event_id`` until ``until``; its marker is row ``marker_row``."""
         windows = self._windows
-        if windows and abs(windows[-1].until - until) <= _WINDOW_SECONDS:
+        if windows and abs(until - windows[-1].first) <= _WINDOW_SECONDS:
             window = windows[-1]
             window.last_row = marker_row
             if until > window.until:
                 window.until = until
         else:
-            window = _Window(until, marker_row, [])
+            window = _Window(until, until, marker_row, [])
             windows.append(window)
         key = _key(event_id)
         window.keys.append(key)
@@ -69,7 +70,8 @@ class ReplayWindow:
     def load(self, markers: dict[str, float], last_row: int) -> None:
         """The markers read back on start, all at or below row ``last_row``."""
         if markers:
-            window = _Window(max(markers.values()), last_row, [_key(e) for e in markers])
+            latest = max(markers.values())
+            window = _Window(latest, latest, last_row, [_key(e) for e in markers])
             self._windows.append(window)
             self._window_of.update(dict.fromkeys(window.keys, window))
 

@@ -7,6 +7,7 @@ storage URLs carry their signature in theirs.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,7 @@ _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # jobs repeat the same few hundred field names
 def is_secret_name(name: str) -> bool:
     """Whether a field or parameter name looks like it holds a secret.
 

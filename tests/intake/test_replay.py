@@ -39,3 +39,13 @@ def test_loaded_markers_expire_as_one_window() -> None:
     assert window.holds("a", now=90.0) and window.holds("b", now=110.0)
     assert window.expire(now=110.0) == 0
     assert window.expire(now=121.0) == 7
+
+
+def test_ids_arriving_steadily_fill_one_window_a_second_and_all_expire() -> None:
+    window = ReplayWindow()
+    for n in range(600):  # a minute of ids whose windows end 0.1 s apart
+        window.add(f"e{n}", until=1000.0 + n * 0.1, marker_row=n + 1)
+    assert window.expire(now=1030.0) > 0
+    assert len(window) <= 310  # those ending after 1030 s, give or take a window
+    assert window.expire(now=1061.0) == 600
+    assert len(window) == 0
