@@ -297,6 +297,19 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
                 flat,
             ),
         ]
+        # The replay window (ids of the last ~2 minutes) fills during the first minutes: the
+        # second half of a long run shows whether anything else grows.
+        half = [p["rss_mb"] for p in m["series"] if "rss_mb" in p and p["t"] >= m["duration_s"] / 2]
+        if half:
+            targets.append(
+                Target(
+                    "memory",
+                    "RSS flat, 2nd half",
+                    f"end <= mid-run + {RSS_MARGIN_MB:.0f} MB",
+                    f"{half[0]:.1f} -> {m['rss_end_mb']:.1f} MB",
+                    m["rss_end_mb"] <= half[0] + RSS_MARGIN_MB,
+                )
+            )
     if "enrichment" in results:
         n = results["enrichment"]
         statuses = n.get("enrichment_statuses") or n["enrichment_metric"]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import procs
-from bench.cli import evaluate, ingest_table, stack_table
-from bench.common import parse_metrics, run_wrk, wrk_available
+from bench import breakdown, procs
+from bench.cli import breakdown_table, evaluate, ingest_table, stack_table
+from bench.common import Options, count_lines, parse_metrics, run_wrk, wrk_available
 from bench.loadgen import Spec, run
 from bench.pool import (
     CALLBACK_KEY,
@@ -137,3 +137,27 @@ def test_tables_and_targets_format() -> None:
     assert "a" in table(["a", "b"], [["x", 1.5], ["y", 2]])
     samples = parse_metrics("# TYPE receiver_intake_depth gauge\nreceiver_intake_depth 3.0\n")
     assert samples == [("receiver_intake_depth", {}, 3.0)]
+
+
+def test_breakdown_runs_each_stage_and_only_the_stored_ones_store(tmp_path: Path) -> None:
+    if not wrk_available():
+        message = "wrk is not installed (apt-get install wrk)"
+        if os.environ.get("REQUIRE_SERVICES", "") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    options = Options(
+        parts=("breakdown",), duration=1, warmup=0, concurrency=4, threads=1, pool=200,
+        rate=100, e2e_duration=1, memory_duration=1, memory_interval=1, live_jobs=20,
+        connections=2, nats_url="", workdir=tmp_path, quick=True,
+    )  # fmt: skip
+    results = breakdown.run(options)
+    assert list(results) == [variant for variant, _ in breakdown.VARIANTS]
+    for variant, item in results.items():
+        assert item["ok_2xx"] > 0 and item["non_2xx"] == 0, variant
+        assert item["cpu_us_per_request"] > 0 and item["exit_code"] == 0, variant
+    work = tmp_path / "breakdown"
+    assert not (work / "bare" / "intake.db").exists()
+    assert (work / "intake" / "intake.db").exists()
+    assert results["intake"]["accepted"] >= results["intake"]["ok_2xx"]
+    assert count_lines(work / "full.jsonl") == results["full"]["accepted"]
+    assert "added us/req" in breakdown_table(results)
