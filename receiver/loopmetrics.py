@@ -10,10 +10,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+Child = TypeVar("Child")
 
 
 class CounterChild:
@@ -43,18 +46,8 @@ class HistogramChild:
         self.sum += amount
 
 
-class _Family(Collector):
-    def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
-    ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
-        registry.register(self)
-
-
-class LoopCounter(_Family):
-    """A counter (exported as ``<name>_total``) with ``labels(...).inc()``."""
+class _Family(Collector, Generic[Child]):
+    """The labelled series of one metric, made on first use by ``_new_child``."""
 
     def __init__(
         self,
@@ -64,18 +57,31 @@ class LoopCounter(_Family):
         *,
         registry: CollectorRegistry,
     ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
-        super().__init__(name, documentation, labelnames, registry)
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], Child] = {}
         if not self.labelnames:
-            self._children[()] = CounterChild()
+            self._children[()] = self._new_child()
+        registry.register(self)
 
-    def labels(self, *values: str) -> CounterChild:
+    def _new_child(self) -> Child:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> Child:
         child = self._children.get(values)
         if child is None:
             if len(values) != len(self.labelnames):
                 raise ValueError(f"{self.name} takes labels {self.labelnames}")
-            child = self._children[values] = CounterChild()
+            child = self._children[values] = self._new_child()
         return child
+
+
+class LoopCounter(_Family[CounterChild]):
+    """A counter (exported as ``<name>_total``) with ``labels(...).inc()``."""
+
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def inc(self, amount: float = 1.0) -> None:
         self._children[()].value += amount
@@ -87,7 +93,7 @@ class LoopCounter(_Family):
         yield family
 
 
-class LoopHistogram(_Family):
+class LoopHistogram(_Family[HistogramChild]):
     """A histogram with ``labels(...).observe()``; ``buckets`` are the upper bounds."""
 
     def __init__(
@@ -100,18 +106,10 @@ class LoopHistogram(_Family):
         registry: CollectorRegistry,
     ) -> None:
         self._bounds = tuple(sorted(bound for bound in buckets if not math.isinf(bound)))
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
-        super().__init__(name, documentation, labelnames, registry)
-        if not self.labelnames:
-            self._children[()] = HistogramChild(self._bounds)
+        super().__init__(name, documentation, labelnames, registry=registry)
 
-    def labels(self, *values: str) -> HistogramChild:
-        child = self._children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name} takes labels {self.labelnames}")
-            child = self._children[values] = HistogramChild(self._bounds)
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self._bounds)
 
     def observe(self, amount: float) -> None:
         self._children[()].observe(amount)

@@ -92,7 +92,7 @@ class IntakeFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.last_seq = 0
+        self.last_seq = 0  # the highest seq the file held when opened
         self._db: sqlite3.Connection | None = None
         self._wal = -1  # our descriptor of the WAL file: what ``sync`` makes durable
         self._checkpointer: sqlite3.Connection | None = None
@@ -190,7 +190,6 @@ class IntakeFile:
                 db.execute("ROLLBACK")
             raise
         self._next_seq = first + len(appends)
-        self.last_seq = self._next_seq - 1
         if appends:
             self._next_marker = marker + 1
         results: list[Stored] = []

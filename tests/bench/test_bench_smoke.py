@@ -31,6 +31,15 @@ from receiver.envelope import event_id
 from receiver.events import parse_callback
 
 
+def require_wrk() -> None:
+    """Skip without wrk; fail instead where the services are required (CI)."""
+    if not wrk_available():
+        message = "wrk is not installed (apt-get install wrk)"
+        if os.environ.get("REQUIRE_SERVICES", "") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Server]:
     directory = tmp_path_factory.mktemp("baseline")
@@ -91,11 +100,7 @@ async def test_paced_generator_against_the_baseline(baseline: procs.Server) -> N
 
 
 def test_wrk_runs_the_generated_pool(baseline: procs.Server, tmp_path: Path) -> None:
-    if not wrk_available():
-        message = "wrk is not installed (apt-get install wrk)"
-        if os.environ.get("REQUIRE_SERVICES", "") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_wrk()
     script = tmp_path / "pool.lua"
     write_lua(script, bodies=200, passes=5, threads=1, now=time.time(), salt="wrk")
     result = run_wrk(
@@ -140,11 +145,7 @@ def test_tables_and_targets_format() -> None:
 
 
 def test_breakdown_runs_each_stage_and_only_the_stored_ones_store(tmp_path: Path) -> None:
-    if not wrk_available():
-        message = "wrk is not installed (apt-get install wrk)"
-        if os.environ.get("REQUIRE_SERVICES", "") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_wrk()
     options = Options(
         parts=("breakdown",), duration=1, warmup=0, concurrency=4, threads=1, pool=200,
         rate=100, e2e_duration=1, memory_duration=1, memory_interval=1, live_jobs=20,
