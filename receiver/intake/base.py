@@ -95,6 +95,20 @@ class Intake(ABC):
         for record in records:
             await self.ack(record)
 
+    def holds(self, record: IntakeRecord) -> bool:
+        """Whether this process may still deliver ``record``.
+
+        Always True for a single node. A replicated backend answers False once the
+        record's partition is no longer this replica's to consume (its lease was lost, or
+        it is being handed off and its drain time is up): the pipeline then stops
+        delivering the record, without acking it, and gives it back with :meth:`drop`,
+        and the partition's next owner delivers it.
+        """
+        return True
+
+    def drop(self, records: Sequence[IntakeRecord]) -> None:
+        """Records handed out and no longer held (see :meth:`holds`): forget them unacked."""
+
     async def refresh_stats(self) -> None:
         """Re-read depth and oldest age from the backend (for metrics)."""
 
