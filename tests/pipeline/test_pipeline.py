@@ -1,5 +1,3 @@
-import asyncio
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -7,96 +5,12 @@ from typing import Any
 import orjson
 import pytest
 
-from receiver.config import PipelineSettings, RetrySettings, RouteSettings
-from receiver.envelope import build_envelope
-from receiver.events import parse_callback
-from receiver.intake.sqlite import SqliteIntake
-from receiver.metrics import Metrics
-from receiver.pipeline import Pipeline
-from receiver.routing import Router
+from receiver.config import RouteSettings
 from receiver.sink_settings import JsonlSinkSettings
 from receiver.sinks import DeliveryError, Sink
 from receiver.sinks.base import Delivery
 from receiver.sinks.jsonl import JsonlSink
-
-
-class RecordingSink(Sink):
-    """Fails its first ``failures`` publishes, then records envelopes in order."""
-
-    def __init__(self, name: str, failures: int = 0, retryable: bool = True) -> None:
-        super().__init__(name)
-        self.failures = failures
-        self.retryable = retryable
-        self.attempts = 0
-        self.received: list[dict[str, Any]] = []
-
-    async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
-        self.attempts += 1
-        if self.failures:
-            self.failures -= 1
-            raise DeliveryError("broker said no", retryable=self.retryable)
-        assert orjson.loads(body) == envelope
-        self.received.append(envelope)
-
-
-class MemoryDeadLetters:
-    def __init__(self) -> None:
-        self.letters: list[tuple[str, str, int, str]] = []
-
-    async def add(
-        self,
-        event_id: str,
-        sink: str,
-        body: bytes,
-        attempts: int,
-        last_error: str,
-        first_attempt_at: float,
-        dead_at: float,
-    ) -> int:
-        self.letters.append((event_id, sink, attempts, last_error))
-        return len(self.letters)
-
-
-def callback_payload(event_type: str, room: str, n: int) -> tuple[str, bytes]:
-    message = orjson.dumps({"room_id": room, "job_id": f"job-{room}", "reply_id": str(n)}).decode()
-    callback = parse_callback(orjson.dumps({"event_type": event_type, "message": message}))
-    event_id = f"{room}-{n}"
-    return event_id, orjson.dumps(build_envelope(callback, event_id, time.time(), "https://x/cb"))
-
-
-FAST_RETRY = RetrySettings(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.002)
-
-
-async def run_pipeline(
-    tmp_path: Path,
-    sinks: dict[str, Sink],
-    routes: list[RouteSettings],
-    events: list[tuple[str, str, int]],
-    dead: MemoryDeadLetters | None = None,
-) -> SqliteIntake:
-    intake = SqliteIntake(tmp_path / "intake.db", max_pending=10_000, fsync=False, batch_max=64)
-    await intake.start()
-    for event_type, room, n in events:
-        event_id, payload = callback_payload(event_type, room, n)
-        await intake.append(event_id, room, time.time(), payload, time.time() + 60)
-    for sink in sinks.values():
-        await sink.start()
-    pipeline = Pipeline(
-        intake,
-        sinks,
-        Router(routes),
-        dead or MemoryDeadLetters(),
-        PipelineSettings(lanes=4, max_in_flight=7, retry=FAST_RETRY),
-        Metrics(),
-    )
-    pipeline.start()
-    async with asyncio.timeout(20):
-        while intake.depth():
-            await asyncio.sleep(0.01)
-    await pipeline.stop(1)
-    for sink in sinks.values():
-        await sink.close()
-    return intake
+from tests.pipeline.support import MemoryDeadLetters, RecordingSink, run_pipeline
 
 
 async def test_order_per_room_and_intake_drained(tmp_path: Path) -> None:
@@ -238,7 +152,9 @@ async def test_after_a_failure_in_a_batch_the_rest_waits_and_keeps_its_order(
 ) -> None:
     sink = PrefixSink("prefix", fail_reply="2")
     events = [("REPLY_COMMAND_FINISH", "room", n) for n in range(6)]
-    intake = await run_pipeline(tmp_path, {"prefix": sink}, [RouteSettings(sinks=["prefix"])], events)
+    intake = await run_pipeline(
+        tmp_path, {"prefix": sink}, [RouteSettings(sinks=["prefix"])], events
+    )
     delivered = [e["data"]["message"]["reply_id"] for e in sink.received]
     assert delivered == ["0", "1", "2", "3", "4", "5"]
     assert sink.tried.count("2") == 2 and sink.tried.count("3") == 1  # 3 waited, tried once
