@@ -3,9 +3,11 @@
 ``data.job`` is the job, ``data.enrichment`` says how it was found:
 ``{"status": "ok" | "not_found" | "mismatch" | "unavailable", "source": "cache" | "api",
 "looked_up_at": RFC 3339, "error"?}``. A lookup failure never drops an event: it is retried
-until ``enrichment.deadline_seconds``, then the event goes on as ``unavailable``. While the
-API stays down, later events make one attempt each instead of waiting the deadline again,
-so the pipeline keeps moving.
+until ``enrichment.deadline_seconds`` (enforced as a timeout over the whole lookup; 0 makes
+one attempt), then the event goes on as ``unavailable`` and the API is taken as *down*.
+While it is down, cached jobs are still answered, one lookup at a time probes the API with a
+single attempt, and every other miss goes on as ``unavailable`` at once, so an outage does
+not slow the pipeline; the first answered probe ends it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from typing import Any
 
@@ -24,11 +25,17 @@ from receiver.metastudio.cache import JobCache, Lookup
 from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
 from receiver.metrics import Metrics
+from receiver.retry import Backoff
 
 log = logging.getLogger("receiver.enrichment")
 
 # Stream states after which the job's own state has changed: look it up afresh.
 _REFRESHING_STATES = frozenset({StreamState.END, StreamState.DISCONNECTED})
+_BACKOFF = Backoff(base=0.2, cap=5.0)
+
+
+class _Unavailable(Exception):
+    """The lookup gives up: the API is down and this was its one attempt."""
 
 
 class Enricher:
@@ -47,6 +54,8 @@ class Enricher:
         self._client = client
         self._sweeper: asyncio.Task[None] | None = None
         self._api_down = False
+        self._probing = False
+        self._last_error = ""
 
     async def start(self) -> None:
         """Start the periodic sweep (its first run warms the cache)."""
@@ -90,23 +99,39 @@ class Enricher:
         return outcome
 
     async def _lookup(self, job_id: str, room_id: str) -> tuple[Lookup | None, str]:
-        deadline = time.monotonic() + self._settings.deadline_seconds
-        attempt = 0
+        cached = self.cache.peek(job_id, room_id)
+        if cached is not None:
+            return cached, ""
+        if self._api_down and self._probing:
+            return None, f"API down: {self._last_error}"
+        self._probing = self._api_down
+        if not self._api_down:
+            self._last_error = ""
+        deadline = self._settings.deadline_seconds
+        try:
+            async with asyncio.timeout(deadline if deadline > 0 else None):
+                result = await self._retrying(job_id, room_id, once=self._api_down or not deadline)
+        except (TimeoutError, _Unavailable):
+            self._api_down = True
+            message = self._last_error or f"no answer within {deadline}s"
+            log.warning("job lookup unavailable", extra={"job_id": job_id, "error": message})
+            return None, message
+        finally:
+            self._probing = False
+        self._api_down = False
+        return result, ""
+
+    async def _retrying(self, job_id: str, room_id: str, *, once: bool) -> Lookup:
+        retry = 0
         while True:
-            attempt += 1
             try:
-                result = await self.cache.lookup(job_id, room_id)
+                return await self.cache.lookup(job_id, room_id)
             except MetaStudioError as error:
-                message = str(error)
-            else:
-                self._api_down = False
-                return result, ""
-            remaining = deadline - time.monotonic()
-            if self._api_down or remaining <= 0:
-                self._api_down = True
-                log.warning("job lookup unavailable", extra={"job_id": job_id, "error": message})
-                return None, message
-            await asyncio.sleep(min(remaining, random.uniform(0, min(5.0, 0.2 * 2**attempt))))
+                self._last_error = str(error)
+                if once:
+                    raise _Unavailable from None
+            await asyncio.sleep(_BACKOFF.delay(retry))
+            retry += 1
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -7,6 +7,7 @@
 - A job missing from its room's list but indexed in another room is a ``mismatch``;
   missing everywhere is ``not_found``, remembered briefly (negative cache).
 - Entries expire; memory is bounded (LRU).
+- A room id the API cannot be asked about (``..``, too long for a URL) is ``not_found``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from receiver.metastudio.errors import NotFound
+from receiver.metastudio.errors import InvalidQueryError, NotFound, Timeout
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
 from receiver.metastudio.redaction import redact_job
 
@@ -83,6 +84,10 @@ class JobCache:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def peek(self, job_id: str, room_id: str) -> Lookup | None:
+        """The cached answer for the job, if any, without calling the API."""
+        return self._cached(job_id, room_id)
+
     async def lookup(self, job_id: str, room_id: str) -> Lookup:
         """The job ``job_id`` as seen from room ``room_id``; raises MetaStudioError on failure."""
         cached = self._cached(job_id, room_id)
@@ -124,6 +129,11 @@ class JobCache:
         self._flights[key] = flight
         try:
             count = await work()
+        except asyncio.CancelledError:
+            # The owner's deadline or shutdown, not the waiters': they see a failed call.
+            flight.set_exception(Timeout("the shared lookup was abandoned"))
+            flight.exception()
+            raise
         except BaseException as error:
             flight.set_exception(error)
             flight.exception()  # retrieved here: the waiters re-raise it themselves
@@ -142,7 +152,7 @@ class JobCache:
                     room_id, limit=_PAGE, sort_key="update_time", sort_dir="desc"
                 ),
             )
-        except NotFound:
+        except (NotFound, InvalidQueryError):
             return 0
         return self._index(page.smart_live_jobs)
 

@@ -4,6 +4,11 @@ One ``httpx.AsyncClient`` is reused for every call; every attempt waits for the 
 shared :class:`RateLimiter`, is authenticated afresh (AK/SK signature or IAM token) and is
 retried a bounded number of times, with exponential backoff and full jitter, on 429, 5xx,
 timeouts and transport errors. A 401 under token auth renews the token once and retries.
+
+Once a call has spent its retries on a retryable failure the API is *down*: later calls make
+one attempt each, without retries, until one is answered; so an outage costs each caller one
+attempt instead of the whole retry budget. Every failure, also a request httpx refuses to
+build (a URL over its length limit), is a :class:`MetaStudioError`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
 from receiver.metastudio.query import MAX_LIMIT, MAX_OFFSET, JobsQuery, ListJobsQuery
 from receiver.metastudio.ratelimit import RateLimiter
 from receiver.metastudio.signing import encode_query
+from receiver.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +65,11 @@ class ClientCounters:
 
 
 def _segment(name: str, value: str) -> str:
+    """``value`` as one path segment; ``.`` and ``..`` would change the path."""
     if not value:
         raise InvalidQueryError([(name, "must not be empty")])
+    if value in (".", ".."):
+        raise InvalidQueryError([(name, "must not be '.' or '..'")])
     return quote(value, safe="")
 
 
@@ -101,9 +110,8 @@ class MetaStudioClient:
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_second)
         self.counters = ClientCounters()
         self._sleep = sleep
-        self._jitter = jitter
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._backoff = Backoff(backoff_base, backoff_cap, jitter)
+        self._down = False
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout_seconds),
             transport=transport,
@@ -214,9 +222,16 @@ class MetaStudioClient:
                 request_id=response.headers.get(REQUEST_ID_HEADER, ""),
             ) from None
 
-    def _backoff(self, retry: int) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2.0**retry)
-        return float(self._jitter() * ceiling)
+    @property
+    def api_down(self) -> bool:
+        """Whether the last call spent its retries on a retryable failure (see module doc)."""
+        return self._down
+
+    def _build(self, method: str, url: str, headers: dict[str, str]) -> httpx.Request:
+        try:
+            return self._http.build_request(method, url, headers=headers)
+        except (httpx.InvalidURL, ValueError) as error:
+            raise InvalidQueryError([("url", str(error))]) from None
 
     async def _attempt(self, request: httpx.Request) -> httpx.Response:
         await self.auth.apply(request)
@@ -229,6 +244,8 @@ class MetaStudioClient:
             raise Timeout(f"{type(error).__name__} after {limit}s") from None
         except httpx.HTTPError as error:
             raise TransportError(f"{type(error).__name__}: {error}") from None
+        except (httpx.InvalidURL, httpx.StreamError, ValueError) as error:
+            raise InvalidQueryError([("request", f"{type(error).__name__}: {error}")]) from None
 
     async def _request(self, method: str, path: str, params: dict[str, str]) -> httpx.Response:
         query = encode_query(params)
@@ -239,14 +256,15 @@ class MetaStudioClient:
         reauthenticated = False
         while True:
             await self.limiter.acquire()
-            request = self._http.build_request(method, url, headers=headers)
             try:
+                request = self._build(method, url, headers)
                 response = await self._attempt(request)
                 request_id = response.headers.get(REQUEST_ID_HEADER, "")
                 log.debug(
                     "%s %s -> %s (request id %s)", method, path, response.status_code, request_id
                 )
                 if response.status_code < 400:
+                    self._down = False
                     return response
                 error = error_for_status(response.status_code, response.content, request_id)
                 if response.status_code == 401 and not reauthenticated:
@@ -256,13 +274,17 @@ class MetaStudioClient:
                         continue
             except MetaStudioError as failure:
                 error = failure
-            if error.retryable and retries < self.settings.max_retries:
-                delay = self._backoff(retries)
+            if error.retryable and retries < self.settings.max_retries and not self._down:
+                delay = self._backoff.delay(retries)
                 retries += 1
                 self.counters.retries[error.kind] += 1
                 log.info("%s %s: %s; retry %d in %.2fs", method, path, error, retries, delay)
                 await self._sleep(delay)
                 continue
+            if error.retryable:
+                self._down = True
+            elif error.status is not None:
+                self._down = False  # an answer, even a refusal, shows the API is reachable
             self.counters.errors[error.kind] += 1
             log.warning("%s %s failed: %s", method, path, error)
             raise error

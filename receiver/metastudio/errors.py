@@ -12,15 +12,6 @@ from typing import Any
 import orjson
 
 
-class InvalidQueryError(ValueError):
-    """Query parameters refused before any request was made; ``params`` names each one."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{param}: {message}" for param, message in problems))
-        self.params = tuple(param for param, _ in problems)
-        self.problems = tuple(problems)
-
-
 class MetaStudioError(Exception):
     """The MetaStudio API (or its gateway) answered with an error, or could not be reached."""
 
@@ -55,6 +46,19 @@ class MetaStudioError(Exception):
             f"{type(self).__name__}(status={self.status!r}, error_code={self.error_code!r}, "
             f"error_msg={self.error_msg!r}, request_id={self.request_id!r})"
         )
+
+
+class InvalidQueryError(MetaStudioError, ValueError):
+    """A request refused before it was made (a query parameter, a path segment, a URL
+    too long); ``params`` names each bad one."""
+
+    kind = "invalid_request"
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        message = "; ".join(f"{param}: {text}" for param, text in problems)
+        super().__init__(None, error_msg=message)
+        self.params = tuple(param for param, _ in problems)
+        self.problems = tuple(problems)
 
 
 class BadRequest(MetaStudioError):
