@@ -1,11 +1,12 @@
 """Produce envelopes to a Kafka topic and wait for the in-sync replicas (``acks=all``).
 
 The record key is the room id, so each room's events land on one partition in order; the
-value is the JSON envelope and the CloudEvents attributes travel as ``ce-*`` headers.
-The idempotent producer stays off (not every Kafka-compatible broker supports it), so a
-retry after a lost acknowledgement can write a record twice: consumers drop duplicates
-by the ``ce-id`` header. aiokafka reconnects on its own once started; the sink starts the
-producer lazily, so a broker that is down at start-up only delays the first publish.
+value is the envelope in CloudEvents structured content mode (header ``content-type:
+application/cloudevents+json; charset=utf-8``, no ``ce_`` headers). The idempotent
+producer stays off (not every Kafka-compatible broker supports it), so a retry after a lost
+acknowledgement can write a record twice: consumers drop duplicates by the event ``id``.
+aiokafka reconnects on its own once started; the sink starts the producer lazily, so a
+broker that is down at start-up only delays the first publish.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import KafkaSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ class KafkaSink(Sink):
             raise DeliveryError(f"rendered topic {topic!r} is not a valid name", retryable=False)
         room = envelope.get("roomid")
         key = str(room).encode() if room else None
-        attributes = cloudevent_attributes(envelope)
-        headers = [(name, value.encode()) for name, value in attributes.items()]
-        headers.append(("content-type", b"application/json"))
+        headers = [("content-type", MEDIA_TYPE.encode())]
         producer = await self._started()
         try:
             await asyncio.wait_for(

@@ -2,7 +2,9 @@
 
 Each message carries ``Nats-Msg-Id`` = the event id, so a retry after a lost PubAck is
 dropped by the stream's duplicate window (two minutes unless the stream says otherwise),
-and the CloudEvents attributes as ``ce-*`` headers. With ``stream`` set, the sink creates
+and ``content-type: application/cloudevents+json; charset=utf-8``: the body is the
+envelope in CloudEvents structured content mode (no ``ce-`` headers, which SDKs would take
+for binary mode). With ``stream`` set, the sink creates
 that stream if it is missing, capturing the subjects the template can produce (for
 ``metastudio.live.{event_type}.{room_id}``: ``metastudio.live.>``); without it, an
 existing stream must capture the subjects. nats-py reconnects on its own; while it does,
@@ -24,10 +26,10 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import NatsSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.common import redact_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +106,7 @@ class NatsSink(Sink):
         """Publish to the rendered subject and wait for the PubAck."""
         subject = render(self._template, envelope)
         check_subject(subject)
-        headers = cloudevent_attributes(envelope)
-        headers[MSG_ID_HEADER] = str(envelope["id"])
-        headers["content-type"] = "application/json"
+        headers = {MSG_ID_HEADER: str(envelope["id"]), "content-type": MEDIA_TYPE}
         client = await self._connected()
         try:
             await client.jetstream().publish(

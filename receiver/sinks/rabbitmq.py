@@ -1,12 +1,13 @@
 """Publish envelopes to a RabbitMQ exchange with publisher confirms.
 
 Messages are persistent (``delivery_mode=2``), ``message_id`` is the event id (consumers
-drop duplicates by it: a retry after a lost confirm publishes the message again) and the
-CloudEvents attributes travel as ``ce-*`` headers. ``mandatory`` is set, so a message that
-no queue receives is returned by the broker and the publish fails; that failure is
-retryable, since a queue may be bound later (an event that stays unroutable ends in the
-dead letters after the sink's attempts). The robust connection of aio-pika reconnects and
-re-declares the exchange on its own.
+drop duplicates by it: a retry after a lost confirm publishes the message again) and
+``content_type`` is ``application/cloudevents+json; charset=utf-8``: the body is the
+envelope in CloudEvents structured content mode, without ``ce-`` headers. ``mandatory``
+is set, so a message that no queue receives is returned by the broker and the publish
+fails; that failure is retryable, since a queue may be bound later (an event that stays
+unroutable ends in the dead letters after the sink's attempts). The robust connection of
+aio-pika reconnects and re-declares the exchange on its own.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import aio_pika.abc
 import aio_pika.exceptions
 import aiormq.exceptions
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import RabbitMqSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.common import redact_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,11 @@ class RabbitMqSink(Sink):
         routing_key = render(self._template, envelope)
         message = aio_pika.Message(
             body,
-            content_type="application/json",
+            content_type=MEDIA_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=str(envelope["id"]),
             type=str(envelope.get("type") or ""),
             timestamp=datetime.now(UTC),
-            headers=dict(cloudevent_attributes(envelope)),
         )
         exchange = await self._ready_exchange()
         try:

@@ -1,7 +1,10 @@
 """Append envelopes to a Redis stream (XADD), with duplicate suppression by event id.
 
 Each entry has the fields ``id`` (event id), ``type`` (CloudEvents type), ``room_id`` and
-``data`` (the JSON envelope). With ``maxlen`` the stream is trimmed approximately
+``data``: the envelope as a CloudEvents structured JSON document
+(``application/cloudevents+json``), which a CloudEvents SDK reads as it is; the other
+three fields repeat envelope attributes for consumers that filter without parsing it
+(Redis streams have no CloudEvents binding). With ``maxlen`` the stream is trimmed approximately
 (``MAXLEN ~``).
 
 Redis streams do not deduplicate, so a retry after a lost reply would add the entry
