@@ -22,6 +22,14 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def describe(error: BaseException, url: str) -> str:
+    """``error`` as ``Type: text`` (the type alone if it has no text), ``url``'s secrets masked."""
+    text = str(error) or type(error).__name__
+    if text != type(error).__name__:
+        text = f"{type(error).__name__}: {text}"
+    return scrub(text, url)
+
+
 def scrub(text: str, url: str) -> str:
     """``text`` with the credentials of ``url`` (and ``url`` itself) masked."""
     try:
