@@ -11,6 +11,8 @@ from typing import Any
 from receiver.events import Callback
 
 TYPE_PREFIX = "com.huaweicloud.metastudio.live."
+# The media type of an envelope's JSON encoding: CloudEvents structured content mode.
+MEDIA_TYPE = "application/cloudevents+json; charset=utf-8"
 
 
 def event_id(body: bytes, proof: bytes = b"") -> str:

@@ -1,11 +1,16 @@
-"""The one interface every sink implements."""
+"""The one interface every sink implements, and what the broker sinks share."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+Link = TypeVar("Link")
 Delivery = tuple[dict[str, Any], bytes]  # an envelope and its JSON encoding
 
 
@@ -62,3 +67,43 @@ class Sink(ABC):
     def is_ready(self) -> bool:
         """Whether the destination is reachable as far as the sink knows."""
         return True
+
+
+class BrokerSink(Sink, Generic[Link]):
+    """A sink publishing over a broker connection it opens itself, on first use.
+
+    ``_link`` hands out what ``_open`` returns (a client, an exchange, a producer), one
+    attempt at a time: calls that queued behind a failing attempt fail with it instead of
+    each waiting for a timeout of their own. ``start`` only logs a broker that is down.
+    """
+
+    def __init__(self, name: str, *, critical: bool, timeout_seconds: float) -> None:
+        super().__init__(name, critical=critical)
+        self._timeout = timeout_seconds
+        self._lock = asyncio.Lock()
+        self._failed_at = -math.inf
+        self._failure = ""
+
+    async def start(self) -> None:
+        """Try to connect; a broker that is down is only logged (publishes try again)."""
+        try:
+            await self._link()
+        except DeliveryError as error:
+            log = logging.getLogger(type(self).__module__)
+            log.warning("sink %s: %s; will retry on publish", self.name, error.detail)
+
+    async def _link(self) -> Link:
+        """What ``_open`` returns, unless the attempt made while this call waited failed."""
+        asked_at = time.monotonic()
+        async with self._lock:
+            if self._failed_at >= asked_at:
+                raise DeliveryError(self._failure)
+            try:
+                return await self._open()
+            except DeliveryError as error:
+                self._failed_at, self._failure = time.monotonic(), error.detail
+                raise
+
+    @abstractmethod
+    async def _open(self) -> Link:
+        """The open connection, connecting first if needed; raise DeliveryError."""

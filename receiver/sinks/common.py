@@ -1,13 +1,8 @@
-"""Helpers every network sink shares: credential-free URLs and CloudEvents headers."""
+"""Helpers every network sink shares: credential-free URLs and error text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-# CloudEvents context attributes forwarded as ``ce-<name>`` headers by the broker sinks.
-CLOUDEVENT_ATTRIBUTES = ("id", "type", "source", "subject", "time", "specversion")
 
 
 def redact_url(url: str) -> str:
@@ -27,6 +22,14 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def describe(error: BaseException, url: str) -> str:
+    """``error`` as ``Type: text`` (the type alone if it has no text), ``url``'s secrets masked."""
+    text = str(error) or type(error).__name__
+    if text != type(error).__name__:
+        text = f"{type(error).__name__}: {text}"
+    return scrub(text, url)
+
+
 def scrub(text: str, url: str) -> str:
     """``text`` with the credentials of ``url`` (and ``url`` itself) masked."""
     try:
@@ -39,16 +42,3 @@ def scrub(text: str, url: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def cloudevent_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
-    """The envelope's CloudEvents attributes as ``ce-<name>`` headers (absent ones left out).
-
-    Line breaks are removed so a value can never forge another header.
-    """
-    headers: dict[str, str] = {}
-    for name in CLOUDEVENT_ATTRIBUTES:
-        value = envelope.get(name)
-        if value is not None and value != "":
-            headers[f"ce-{name}"] = str(value).replace("\r", " ").replace("\n", " ")
-    return headers

@@ -1,5 +1,9 @@
 """POST envelopes to an HTTP endpoint, signed the Standard Webhooks way.
 
+The body is the envelope in CloudEvents structured content mode (``content-type:
+application/cloudevents+json; charset=utf-8``, no ``ce-`` headers), which CloudEvents SDKs
+read as an event with every attribute and ``data``.
+
 Each request carries ``webhook-id`` (the event id), ``webhook-timestamp`` (Unix seconds)
 and, when a secret is set, ``webhook-signature``: ``v1,`` followed by the base64 of
 HMAC-SHA256 over ``"{webhook-id}.{webhook-timestamp}.{body}"``. The secret is either
@@ -23,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from receiver.envelope import MEDIA_TYPE
 from receiver.sink_settings import HttpSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
 from receiver.sinks.common import redact_url
@@ -87,7 +92,7 @@ def verify_webhook(
 
 
 class HttpSink(Sink):
-    """POSTs each envelope as ``application/json`` over one reused connection pool."""
+    """POSTs each envelope in structured mode over one reused connection pool."""
 
     def __init__(self, settings: HttpSinkSettings) -> None:
         super().__init__(settings.name, critical=settings.critical)
@@ -138,7 +143,7 @@ class HttpSink(Sink):
     def headers(self, webhook_id: str, body: bytes, timestamp: int) -> dict[str, str]:
         """The request headers: content type, webhook id, timestamp and signature."""
         headers = {
-            "content-type": "application/json",
+            "content-type": MEDIA_TYPE,
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
         }

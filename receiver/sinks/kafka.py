@@ -1,20 +1,19 @@
 """Produce envelopes to a Kafka topic and wait for the in-sync replicas (``acks=all``).
 
 The record key is the room id, so each room's events land on one partition in order; the
-value is the JSON envelope and the CloudEvents attributes travel as ``ce-*`` headers.
-The idempotent producer stays off (not every Kafka-compatible broker supports it), so a
-retry after a lost acknowledgement can write a record twice: consumers drop duplicates
-by the ``ce-id`` header. aiokafka reconnects on its own once started; the sink starts the
-producer lazily, so a broker that is down at start-up only delays the first publish.
+value is the envelope in CloudEvents structured content mode (header ``content-type:
+application/cloudevents+json; charset=utf-8``, no ``ce_`` headers). The idempotent
+producer stays off (not every Kafka-compatible broker supports it), so a retry after a lost
+acknowledgement can write a record twice: consumers drop duplicates by the event ``id``.
+aiokafka reconnects on its own once started; the sink starts the producer lazily, so a
+broker that is down at start-up only delays the first publish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
-import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -26,10 +25,9 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import KafkaSinkSettings
-from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes
+from receiver.sinks.base import BrokerSink, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +41,20 @@ PERMANENT_ERRORS = (
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-class KafkaSink(Sink):
+class KafkaSink(BrokerSink[AIOKafkaProducer]):
     """Kafka producer: ``publish`` returns once the broker acknowledged the record."""
 
     def __init__(self, settings: KafkaSinkSettings) -> None:
-        super().__init__(settings.name, critical=settings.critical)
+        super().__init__(
+            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+        )
         self._servers = settings.bootstrap_servers
         self._template = settings.topic
-        self._timeout = settings.timeout_seconds
         self._producer: AIOKafkaProducer | None = None
         self._ready = True
-        self._lock = asyncio.Lock()
-        self._failed_at = -math.inf
-        self._failure = ""
 
     def __repr__(self) -> str:
         return f"KafkaSink(name={self.name!r}, bootstrap_servers={self._servers!r})"
-
-    async def start(self) -> None:
-        """Try to start the producer; a broker that is down is only logged."""
-        try:
-            await self._started()
-        except DeliveryError as error:
-            log.warning("sink %s: %s; will retry on publish", self.name, error.detail)
 
     async def close(self) -> None:
         """Flush pending records and stop the producer."""
@@ -87,10 +76,8 @@ class KafkaSink(Sink):
             raise DeliveryError(f"rendered topic {topic!r} is not a valid name", retryable=False)
         room = envelope.get("roomid")
         key = str(room).encode() if room else None
-        attributes = cloudevent_attributes(envelope)
-        headers = [(name, value.encode()) for name, value in attributes.items()]
-        headers.append(("content-type", b"application/json"))
-        producer = await self._started()
+        headers = [("content-type", MEDIA_TYPE.encode())]
+        producer = await self._link()
         try:
             await asyncio.wait_for(
                 producer.send_and_wait(topic, value=body, key=key, headers=headers),
@@ -106,23 +93,8 @@ class KafkaSink(Sink):
             raise DeliveryError(f"{topic}: {error}") from None
         self._ready = True
 
-    async def _started(self) -> AIOKafkaProducer:
-        """The running producer, starting one first if needed.
-
-        Calls that queued behind a failing start fail with it instead of each waiting
-        for a timeout of their own.
-        """
-        asked_at = time.monotonic()
-        async with self._lock:
-            if self._failed_at >= asked_at:  # the attempt made while this call waited failed
-                raise DeliveryError(self._failure)
-            try:
-                return await self._start()
-            except DeliveryError as error:
-                self._failed_at, self._failure = time.monotonic(), error.detail
-                raise
-
-    async def _start(self) -> AIOKafkaProducer:
+    async def _open(self) -> AIOKafkaProducer:
+        """The running producer, starting one first if needed."""
         if self._producer is not None:
             return self._producer
         producer = AIOKafkaProducer(

@@ -2,7 +2,9 @@
 
 Each message carries ``Nats-Msg-Id`` = the event id, so a retry after a lost PubAck is
 dropped by the stream's duplicate window (two minutes unless the stream says otherwise),
-and the CloudEvents attributes as ``ce-*`` headers. With ``stream`` set, the sink creates
+and ``content-type: application/cloudevents+json; charset=utf-8``: the body is the
+envelope in CloudEvents structured content mode (no ``ce-`` headers, which SDKs would take
+for binary mode). With ``stream`` set, the sink creates
 that stream if it is missing, capturing the subjects the template can produce (for
 ``metastudio.live.{event_type}.{room_id}``: ``metastudio.live.>``); without it, an
 existing stream must capture the subjects. nats-py reconnects on its own; while it does,
@@ -16,7 +18,6 @@ import asyncio
 import logging
 import math
 import re
-import time
 from typing import Any
 
 import nats
@@ -24,10 +25,10 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import NatsSinkSettings
-from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.base import BrokerSink, DeliveryError
+from receiver.sinks.common import describe, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +62,22 @@ def check_subject(subject: str) -> None:
         )
 
 
-class NatsSink(Sink):
+class NatsSink(BrokerSink[Client]):
     """JetStream publisher: ``publish`` returns once the stream stored (or deduplicated) it."""
 
     def __init__(self, settings: NatsSinkSettings) -> None:
-        super().__init__(settings.name, critical=settings.critical)
+        super().__init__(
+            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+        )
         self._url = settings.url
         self._where = redact_url(settings.url)
         self._template = settings.subject
         self._stream = settings.stream
-        self._timeout = settings.timeout_seconds
         self._client: Client | None = None
         self._stream_ready = not settings.stream
-        self._lock = asyncio.Lock()
-        self._failed_at = -math.inf
-        self._failure = ""
 
     def __repr__(self) -> str:
         return f"NatsSink(name={self.name!r}, url={self._where!r}, stream={self._stream!r})"
-
-    async def start(self) -> None:
-        """Try to connect (and create the stream); a broker that is down is only logged."""
-        try:
-            await self._connected()
-        except DeliveryError as error:
-            log.warning("sink %s: %s; will retry on publish", self.name, error.detail)
 
     async def close(self) -> None:
         """Flush pending messages and close the connection."""
@@ -104,10 +96,8 @@ class NatsSink(Sink):
         """Publish to the rendered subject and wait for the PubAck."""
         subject = render(self._template, envelope)
         check_subject(subject)
-        headers = cloudevent_attributes(envelope)
-        headers[MSG_ID_HEADER] = str(envelope["id"])
-        headers["content-type"] = "application/json"
-        client = await self._connected()
+        headers = {MSG_ID_HEADER: str(envelope["id"]), "content-type": MEDIA_TYPE}
+        client = await self._link()
         try:
             await client.jetstream().publish(
                 subject,
@@ -122,23 +112,8 @@ class NatsSink(Sink):
         except (nats.errors.Error, TimeoutError, OSError) as error:
             raise DeliveryError(f"publish to {subject} failed: {self._describe(error)}") from None
 
-    async def _connected(self) -> Client:
-        """The open client, connecting (and creating the stream) first if needed.
-
-        Calls that queued behind a failing attempt fail with it instead of each waiting
-        for a connect timeout of their own.
-        """
-        asked_at = time.monotonic()
-        async with self._lock:
-            if self._failed_at >= asked_at:  # the attempt made while this call waited failed
-                raise DeliveryError(self._failure)
-            try:
-                return await self._open()
-            except DeliveryError as error:
-                self._failed_at, self._failure = time.monotonic(), error.detail
-                raise
-
     async def _open(self) -> Client:
+        """The open client, connecting (and creating the stream) first if needed."""
         client = self._client
         if client is None or client.is_closed:
             client = self._client = await self._connect()
@@ -193,10 +168,7 @@ class NatsSink(Sink):
     def _describe(self, error: BaseException) -> str:
         if isinstance(error, nats.errors.OutboundBufferLimitError):
             return "not connected (reconnecting)"
-        text = str(error) or type(error).__name__
-        if text != type(error).__name__:
-            text = f"{type(error).__name__}: {text}"
-        return scrub(text, self._url)
+        return describe(error, self._url)
 
     async def _on_error(self, error: Exception) -> None:
         log.debug("sink %s: connection error %s", self.name, self._describe(error))

@@ -1,20 +1,19 @@
 """Publish envelopes to a RabbitMQ exchange with publisher confirms.
 
 Messages are persistent (``delivery_mode=2``), ``message_id`` is the event id (consumers
-drop duplicates by it: a retry after a lost confirm publishes the message again) and the
-CloudEvents attributes travel as ``ce-*`` headers. ``mandatory`` is set, so a message that
-no queue receives is returned by the broker and the publish fails; that failure is
-retryable, since a queue may be bound later (an event that stays unroutable ends in the
-dead letters after the sink's attempts). The robust connection of aio-pika reconnects and
-re-declares the exchange on its own.
+drop duplicates by it: a retry after a lost confirm publishes the message again) and
+``content_type`` is ``application/cloudevents+json; charset=utf-8``: the body is the
+envelope in CloudEvents structured content mode, without ``ce-`` headers. ``mandatory``
+is set, so a message that no queue receives is returned by the broker and the publish
+fails; that failure is retryable, since a queue may be bound later (an event that stays
+unroutable ends in the dead letters after the sink's attempts). The robust connection of
+aio-pika reconnects and re-declares the exchange on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +22,10 @@ import aio_pika.abc
 import aio_pika.exceptions
 import aiormq.exceptions
 
-from receiver.envelope import render
+from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import RabbitMqSinkSettings
-from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import cloudevent_attributes, redact_url, scrub
+from receiver.sinks.base import BrokerSink, DeliveryError
+from receiver.sinks.common import describe, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +39,24 @@ _FAILURES = (
 )
 
 
-class RabbitMqSink(Sink):
+class RabbitMqSink(BrokerSink[aio_pika.abc.AbstractExchange]):
     """AMQP 0-9-1 publisher: ``publish`` returns once the broker confirmed the message."""
 
     def __init__(self, settings: RabbitMqSinkSettings) -> None:
-        super().__init__(settings.name, critical=settings.critical)
+        super().__init__(
+            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+        )
         self._url = settings.url.get_secret_value()
         self._where = redact_url(self._url)
         self._exchange_name = settings.exchange
         self._exchange_type = aio_pika.ExchangeType(settings.exchange_type)
         self._declare = settings.declare_exchange
         self._template = settings.routing_key
-        self._timeout = settings.timeout_seconds
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
-        self._lock = asyncio.Lock()
-        self._failed_at = -math.inf
-        self._failure = ""
 
     def __repr__(self) -> str:
         return f"RabbitMqSink(name={self.name!r}, url={self._where!r})"
-
-    async def start(self) -> None:
-        """Try to connect and declare the exchange; a broker that is down is only logged."""
-        try:
-            await self._ready_exchange()
-        except DeliveryError as error:
-            log.warning("sink %s: %s; will retry on publish", self.name, error.detail)
 
     async def close(self) -> None:
         """Close the channel and the connection."""
@@ -87,14 +77,13 @@ class RabbitMqSink(Sink):
         routing_key = render(self._template, envelope)
         message = aio_pika.Message(
             body,
-            content_type="application/json",
+            content_type=MEDIA_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=str(envelope["id"]),
             type=str(envelope.get("type") or ""),
             timestamp=datetime.now(UTC),
-            headers=dict(cloudevent_attributes(envelope)),
         )
-        exchange = await self._ready_exchange()
+        exchange = await self._link()
         try:
             await asyncio.wait_for(  # also bounds the wait for a channel being restored
                 exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout),
@@ -114,23 +103,8 @@ class RabbitMqSink(Sink):
                 f"publish to exchange {self._exchange_name!r} failed: {self._describe(error)}"
             ) from None
 
-    async def _ready_exchange(self) -> aio_pika.abc.AbstractExchange:
-        """The exchange to publish to, connecting and declaring it first if needed.
-
-        Calls that queued behind a failing attempt fail with it instead of each waiting
-        for a connect timeout of their own.
-        """
-        asked_at = time.monotonic()
-        async with self._lock:
-            if self._failed_at >= asked_at:  # the attempt made while this call waited failed
-                raise DeliveryError(self._failure)
-            try:
-                return await self._open()
-            except DeliveryError as error:
-                self._failed_at, self._failure = time.monotonic(), error.detail
-                raise
-
     async def _open(self) -> aio_pika.abc.AbstractExchange:
+        """The exchange to publish to, connecting and declaring it first if needed."""
         if self._exchange is not None and self._connection is not None:
             return self._exchange
         if self._connection is None:
@@ -174,7 +148,4 @@ class RabbitMqSink(Sink):
     def _describe(self, error: BaseException) -> str:
         if isinstance(error, aiormq.exceptions.ChannelInvalidStateError):
             return "channel closed (reconnecting)"
-        text = str(error) or type(error).__name__
-        if text != type(error).__name__:
-            text = f"{type(error).__name__}: {text}"
-        return scrub(text, self._url)
+        return describe(error, self._url)

@@ -1,7 +1,10 @@
 """Append envelopes to a Redis stream (XADD), with duplicate suppression by event id.
 
 Each entry has the fields ``id`` (event id), ``type`` (CloudEvents type), ``room_id`` and
-``data`` (the JSON envelope). With ``maxlen`` the stream is trimmed approximately
+``data``: the envelope as a CloudEvents structured JSON document
+(``application/cloudevents+json``), which a CloudEvents SDK reads as it is; the other
+three fields repeat envelope attributes for consumers that filter without parsing it
+(Redis streams have no CloudEvents binding). With ``maxlen`` the stream is trimmed approximately
 (``MAXLEN ~``).
 
 Redis streams do not deduplicate, so a retry after a lost reply would add the entry
@@ -24,7 +27,7 @@ from redis.commands.core import AsyncScript
 from receiver.envelope import render
 from receiver.sink_settings import RedisSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
-from receiver.sinks.common import redact_url, scrub
+from receiver.sinks.common import describe, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class RedisSink(Sink):
             await self._client_or_new().ping()
         except (redis.exceptions.RedisError, OSError) as error:
             self._ready = False
-            log.warning("sink %s: %s; will retry on publish", self.name, self._describe(error))
+            log.warning("sink %s: %s; will retry on publish", self.name, describe(error, self._url))
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -108,10 +111,10 @@ class RedisSink(Sink):
             await self._script_or_new()(keys=[stream, marker], args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
             self._ready = False
-            raise DeliveryError(f"XADD {stream} failed: {self._describe(error)}") from None
+            raise DeliveryError(f"XADD {stream} failed: {describe(error, self._url)}") from None
         except redis.exceptions.RedisError as error:
             self._ready = True
-            detail = self._describe(error)
+            detail = describe(error, self._url)
             # A key of another type stays one; other refusals (OOM, READONLY...) pass.
             retryable = "WRONGTYPE" not in detail
             raise DeliveryError(f"XADD {stream} refused: {detail}", retryable=retryable) from None
@@ -131,9 +134,3 @@ class RedisSink(Sink):
         if self._script is None:
             self._script = self._client_or_new().register_script(XADD_ONCE)
         return self._script
-
-    def _describe(self, error: BaseException) -> str:
-        text = str(error) or type(error).__name__
-        if text != type(error).__name__:
-            text = f"{type(error).__name__}: {text}"
-        return scrub(text, self._url)

@@ -27,6 +27,7 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
+from tests.sinks.consumer import check_structured_headers, read_kafka, traced_event
 
 
 def settings(bootstrap: str, topic: str, timeout: float = 10.0) -> KafkaSinkSettings:
@@ -74,8 +75,7 @@ def room_order(records: list[Any]) -> dict[str, list[str]]:
     """Event ids per room key in partition order, duplicates dropped."""
     rooms: dict[str, list[str]] = {}
     for record in records:
-        headers = dict(record.headers)
-        rooms.setdefault(record.key.decode(), []).append(headers["ce-id"].decode())
+        rooms.setdefault(record.key.decode(), []).append(orjson.loads(record.value)["id"])
     return {room: first_seen(ids) for room, ids in rooms.items()}
 
 
@@ -96,20 +96,27 @@ async def test_produces_every_event_keyed_by_room_in_order(tansu: Tansu) -> None
     sent = {envelope["id"]: (envelope, body) for envelope, body in events}
     partitions: dict[str, set[int]] = {}
     for record in records:
-        headers = {name: value.decode() for name, value in record.headers}
-        envelope, body = sent[headers["ce-id"]]
+        envelope, body = sent[orjson.loads(record.value)["id"]]
         assert record.value == body
         assert orjson.loads(record.value) == envelope
         assert record.key == envelope["roomid"].encode()
-        assert headers["ce-type"] == envelope["type"]
-        assert headers["ce-source"] == envelope["source"]
-        assert headers["ce-subject"] == envelope["subject"]
-        assert headers["ce-time"] == envelope["time"]
-        assert headers["ce-specversion"] == "1.0"
-        assert headers["content-type"] == "application/json"
+        check_structured_headers({name: value.decode() for name, value in record.headers})
         partitions.setdefault(envelope["roomid"], set()).add(record.partition)
     assert all(len(used) == 1 for used in partitions.values())  # one partition per room
     assert room_order(records) == ids_by_room(events)
+
+
+async def test_a_cloudevents_sdk_reads_the_record_in_structured_mode(tansu: Tansu) -> None:
+    topic = unique("test.")
+    await create_topic(tansu.bootstrap, topic, partitions=1)
+    sink = KafkaSink(settings(tansu.bootstrap, topic))
+    envelope, body = traced_event("room-1", 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [record] = await consume(tansu.bootstrap, topic, 1)
+    read_kafka(dict(record.headers), record.key, record.value, envelope)
 
 
 async def test_invalid_topic_name_is_not_retryable(tansu: Tansu) -> None:
@@ -160,6 +167,6 @@ async def test_connection_cut_loses_nothing_and_duplicates_carry_the_same_id(
     finally:
         await sink.close()
         await asyncio.to_thread(broker.stop)
-    ids = [dict(record.headers)["ce-id"].decode() for record in records]
+    ids = [orjson.loads(record.value)["id"] for record in records]
     assert sorted(set(ids)) == sorted(envelope["id"] for envelope, _ in events)
     assert room_order(records) == ids_by_room(events)

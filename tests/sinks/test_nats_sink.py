@@ -28,6 +28,7 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
+from tests.sinks.consumer import check_structured_headers, read_http, traced_event
 
 
 def settings(url: str, prefix: str, stream: str = "", timeout: float = 5.0) -> NatsSinkSettings:
@@ -89,14 +90,23 @@ async def test_publishes_every_event_in_room_order_with_headers(
         assert message.data == body
         assert orjson.loads(message.data) == envelope
         assert message.subject == f"{prefix}.REPLY_COMMAND_FINISH.{envelope['roomid']}"
-        assert message.headers["ce-id"] == envelope["id"]
-        assert message.headers["ce-type"] == envelope["type"]
-        assert message.headers["ce-source"] == envelope["source"]
-        assert message.headers["ce-subject"] == envelope["subject"]
-        assert message.headers["ce-time"] == envelope["time"]
-        assert message.headers["ce-specversion"] == "1.0"
+        check_structured_headers(message.headers)
         received_by_room.setdefault(envelope["roomid"], []).append(envelope["id"])
     assert received_by_room == ids_by_room(events)
+
+
+async def test_a_cloudevents_sdk_reads_the_message_in_structured_mode(
+    nats_url: str, client: Client, stream: tuple[str, str]
+) -> None:
+    name, prefix = stream
+    sink = NatsSink(settings(nats_url, prefix, stream=name))
+    envelope, body = traced_event("room-1", 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [message] = await stored(client, name)
+    read_http(message.headers, message.data, envelope)
 
 
 async def test_same_event_id_is_stored_once(

@@ -27,6 +27,7 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
+from tests.sinks.consumer import check_structured_headers, read_rabbitmq, traced_event
 
 
 def settings(url: str, exchange: str, *, declare: bool = True, timeout: float = 5.0) -> Any:
@@ -93,16 +94,24 @@ async def test_publishes_persistent_confirmed_messages_in_room_order(
         assert message.body == body
         assert orjson.loads(message.body) == envelope
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
-        assert message.content_type == "application/json"
         assert message.routing_key == f"REPLY_COMMAND_FINISH.{envelope['roomid']}"
-        assert message.headers["ce-id"] == envelope["id"]
-        assert message.headers["ce-type"] == envelope["type"]
-        assert message.headers["ce-source"] == envelope["source"]
-        assert message.headers["ce-subject"] == envelope["subject"]
-        assert message.headers["ce-time"] == envelope["time"]
-        assert message.headers["ce-specversion"] == "1.0"
+        check_structured_headers({**message.headers, "content-type": message.content_type})
         received.append((envelope, body))
     assert ids_by_room(received) == ids_by_room(events)
+
+
+async def test_a_cloudevents_sdk_reads_the_message_in_structured_mode(
+    rabbitmq_url: str, bound: tuple[str, aio_pika.abc.AbstractQueue]
+) -> None:
+    exchange, queue = bound
+    sink = RabbitMqSink(settings(rabbitmq_url, exchange))
+    envelope, body = traced_event("room-1", 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [message] = await drain(queue)
+    read_rabbitmq(message.content_type, message.headers, message.body, envelope)
 
 
 async def test_unroutable_message_is_a_retryable_failure(

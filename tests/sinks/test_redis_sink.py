@@ -25,6 +25,7 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
+from tests.sinks.consumer import read_json, traced_event
 
 
 def settings(
@@ -96,6 +97,19 @@ async def test_appends_every_event_in_room_order(
             received.append((envelope, body))
     assert len(received) == 50
     assert ids_by_room(received) == ids_by_room(events)
+
+
+async def test_a_cloudevents_sdk_reads_the_data_field_as_a_structured_event(
+    redis_url: str, client: aioredis.Redis, prefix: str
+) -> None:
+    sink = RedisSink(settings(redis_url, prefix + ":events"))
+    envelope, body = traced_event("room-1", 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [fields] = await entries(client, prefix + ":events")
+    read_json(fields[b"data"], envelope)
 
 
 async def test_same_event_id_is_added_once_within_the_dedup_window(
