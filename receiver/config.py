@@ -112,7 +112,8 @@ class ServerSettings(Section):
 
     @property
     def callback_url(self) -> str:
-        """The URL as registered at MetaStudio (defaults to this server's own address)."""
+        """The URL as registered at MetaStudio (required for signed auth; without it, this
+        server's own address)."""
         if self.public_url:
             return self.public_url
         scheme = "https" if self.tls_certfile else "http"
@@ -317,6 +318,14 @@ class Settings(BaseSettings):
             raise ValueError(f"intake.url is required for the {self.intake.backend} backend")
         if self.enrichment.enabled and not self.metastudio.project_id:
             raise ValueError("metastudio.project_id is required when enrichment.enabled")
+        signed = sorted(t.value for t in self.auth.type if t is not AuthType.NONE)
+        if signed and not self.server.public_url:
+            # Signatures cover the URL as registered at MetaStudio; our own bind address
+            # (0.0.0.0 in a container) would make every one of them fail, silently.
+            raise ValueError(
+                f"server.public_url is required with auth.type {signed}: "
+                "the callback URL exactly as registered at MetaStudio"
+            )
         return self
 
 

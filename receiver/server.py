@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 from pathlib import Path
 
@@ -43,9 +44,15 @@ def uvicorn_config(
         access_log=False,
         log_config=None,
         lifespan="on",
-        timeout_graceful_shutdown=int(server.graceful_shutdown_seconds) or None,
+        timeout_graceful_shutdown=graceful_timeout(server.graceful_shutdown_seconds),
         server_header=False,
     )
+
+
+def graceful_timeout(seconds: float) -> int:
+    """uvicorn's whole-second drain timeout: rounded up, since its ``0``-like ``None`` would
+    mean waiting forever."""
+    return math.ceil(seconds)
 
 
 def tune_gc() -> None:

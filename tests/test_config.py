@@ -162,3 +162,16 @@ def test_unknown_template_field_and_missing_secret_file_are_refused(tmp_path: Pa
     config.write_text(f'[[sinks]]\nname = "n"\ntype = "redis"\nurl_file = "{tmp_path}/none"\n[[routes]]\nsinks = ["n"]\n')
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(config)
+
+
+def test_signed_auth_requires_the_public_url(tmp_path: Path) -> None:
+    path = tmp_path / "receiver.toml"
+    path.write_text(GOOD.replace('public_url = "https://cb.example.com/hook"\n', ""))
+    with pytest.raises(ConfigError, match=r"server.public_url is required"):
+        load_settings(path)
+    path.write_text(
+        GOOD.replace('public_url = "https://cb.example.com/hook"\n', "").replace(
+            'type = ["MSS_A", "MSS_A_HEAD"]', 'type = ["NONE"]\nallow_unauthenticated = true'
+        )
+    )
+    assert load_settings(path).server.callback_url == "http://127.0.0.1:9000/callbacks/metastudio"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trustme
 
-from receiver.server import tune_gc
+from receiver.server import graceful_timeout, tune_gc
 from tests.helpers import (
     ReceiverProcess,
     callback_body,
@@ -135,3 +135,8 @@ def test_tune_gc_freezes_start_up_objects_and_widens_the_young_generation() -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+@pytest.mark.parametrize(("seconds", "timeout"), [(0.0, 0), (0.2, 1), (1.0, 1), (2.5, 3)])
+def test_a_drain_below_a_second_is_still_bounded(seconds: float, timeout: int) -> None:
+    assert graceful_timeout(seconds) == timeout
