@@ -69,10 +69,11 @@ class FaultyConnection(sqlite3.Connection):
 def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
     if Path(database).name == INTAKE_NAME:
         kwargs["factory"] = FaultyConnection
-    return _connect(database, *args, **kwargs)
+    connection: sqlite3.Connection = _connect(database, *args, **kwargs)
+    return connection
 
 
-def fdatasync(fd: int) -> None:
+def fdatasync(fd: Any) -> None:
     global _appended
     if not os.readlink(f"/proc/self/fd/{fd}").endswith(f"{INTAKE_NAME}-wal") or not _appended:
         _fdatasync(fd)
