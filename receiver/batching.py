@@ -112,8 +112,9 @@ class GroupCommit(Generic[Item, Result]):
     time: what is added meanwhile waits and goes in the next, so the busier the loop, the
     larger the batches. ``extra()``, called when a batch is written, may add items that
     never start a batch of their own (acknowledgements riding along with the next write);
-    when that batch's write or sync fails, ``extra_failed`` gets them back, so that a
-    later batch can carry them.
+    when that batch's write or sync fails, ``extra_failed`` gets them back with the error,
+    so that a later batch can carry them (and a failed sync is known even when only such
+    items were in the batch).
     """
 
     def __init__(
@@ -123,7 +124,7 @@ class GroupCommit(Generic[Item, Result]):
         worker: WorkerThread | None,
         max_batch: int,
         extra: Callable[[], list[Item]] | None = None,
-        extra_failed: Callable[[list[Item]], None] | None = None,
+        extra_failed: Callable[[list[Item], BaseException], None] | None = None,
     ) -> None:
         self._write = write
         self._sync = sync
@@ -203,7 +204,7 @@ class GroupCommit(Generic[Item, Result]):
 
     def _settle_extras(self, extras: list[Item], outcome: object) -> None:
         if extras and isinstance(outcome, BaseException) and self._extra_failed is not None:
-            self._extra_failed(extras)
+            self._extra_failed(extras, outcome)
 
     @staticmethod
     def _answer(

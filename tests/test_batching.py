@@ -134,7 +134,7 @@ async def test_extra_items_of_a_failed_batch_are_handed_back(
 ) -> None:
     recorder = Recorder()
     riders = ["ack-1"]
-    handed_back: list[str] = []
+    handed_back: list[tuple[str, str]] = []
 
     def extra() -> list[str]:
         taken = riders[:]
@@ -142,15 +142,20 @@ async def test_extra_items_of_a_failed_batch_are_handed_back(
         return taken
 
     group: GroupCommit[str, str] = GroupCommit(
-        recorder.write, recorder.sync, worker, 100, extra, handed_back.extend
+        recorder.write,
+        recorder.sync,
+        worker,
+        100,
+        extra,
+        lambda items, error: handed_back.extend((item, str(error)) for item in items),
     )
     setattr(recorder, f"fail_{failing}", OSError(5, "Input/output error"))
     with pytest.raises(OSError, match="Input/output error"):
         await group.submit("a")
-    assert handed_back == ["ack-1"]
+    assert handed_back == [("ack-1", "[Errno 5] Input/output error")]
     setattr(recorder, f"fail_{failing}", None)
     await group.submit("b")
-    assert handed_back == ["ack-1"]
+    assert len(handed_back) == 1
 
 
 async def test_refuse_waiting_answers_what_was_not_written(worker: WorkerThread) -> None:

@@ -308,8 +308,14 @@ class SqliteIntake(Intake):
             self._purge_up_to = 0
         return riders
 
-    def _riders_failed(self, riders: list[Op]) -> None:
-        """Riders of a commit that failed: the next commit carries them again."""
+    def _riders_failed(self, riders: list[Op], failure: BaseException) -> None:
+        """Riders of a commit that failed: the next commit carries them again.
+
+        A failed fdatasync of acks alone stops the intake too: what is committed after it
+        would follow frames that may never reach the disk, and be lost with them.
+        """
+        if isinstance(failure, SyncFailed):
+            self._break(failure)
         for op in riders:
             if isinstance(op, Ack):
                 self._acks.extend(op.seqs)

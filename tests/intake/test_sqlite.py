@@ -275,6 +275,25 @@ async def test_events_refused_after_a_failed_fsync_are_gone_after_kill_9(
     await intake.close()
 
 
+async def test_a_failed_fsync_of_acks_alone_refuses_everything_too(
+    tmp_path: Path, fdatasync: FailingFdatasync
+) -> None:
+    """What is committed after frames that may never reach the disk is lost with them."""
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    assert await intake.append("a", "r", time.time(), b"x", time.time() + 60)
+    (record,) = await intake.take(1, wait_seconds=0)
+    fdatasync.arm()
+    await intake.ack(record)  # committed alone a moment later; its fdatasync fails
+    await asyncio.sleep(0.5)
+    assert fdatasync.calls >= 2 and not fdatasync.armed
+    assert not intake.is_ready()
+    with pytest.raises(IntakeUnavailable, match="until a restart"):
+        await intake.append("b", "r", time.time(), b"x", time.time() + 60)
+    await intake.close()
+
+
 async def test_acks_and_purges_of_a_failed_commit_ride_on_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
