@@ -111,7 +111,10 @@ class GroupCommit(Generic[Item, Result]):
     then do the items' callers get their results. One batch is written and synced at a
     time: what is added meanwhile waits and goes in the next, so the busier the loop, the
     larger the batches. ``extra()``, called when a batch is written, may add items that
-    never start a batch of their own (acknowledgements riding along with the next write).
+    never start a batch of their own (acknowledgements riding along with the next write);
+    when that batch's write or sync fails, ``extra_failed`` gets them back with the error,
+    so that a later batch can carry them (and a failed sync is known even when only such
+    items were in the batch).
     """
 
     def __init__(
@@ -121,12 +124,14 @@ class GroupCommit(Generic[Item, Result]):
         worker: WorkerThread | None,
         max_batch: int,
         extra: Callable[[], list[Item]] | None = None,
+        extra_failed: Callable[[list[Item], BaseException], None] | None = None,
     ) -> None:
         self._write = write
         self._sync = sync
         self._worker = worker
         self._max_batch = max_batch
         self._extra = extra
+        self._extra_failed = extra_failed
         self._waiting: list[tuple[Item, Done | None]] = []
         self._busy = False
         self._scheduled = False
@@ -151,6 +156,11 @@ class GroupCommit(Generic[Item, Result]):
         """Write a batch of the ``extra()`` items alone, unless a batch is under way."""
         self._schedule()
 
+    def refuse_waiting(self, error: BaseException) -> None:
+        """Answer every item not yet written with ``error``, and never write them."""
+        waiting, self._waiting = self._waiting, []
+        self._answer(waiting, error)
+
     def _schedule(self) -> None:
         # At the end of this loop iteration: the requests read in it share the batch.
         if not self._busy and not self._scheduled:
@@ -161,8 +171,8 @@ class GroupCommit(Generic[Item, Result]):
         self._scheduled = False
         batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
         items = [item for item, _ in batch]
-        if self._extra is not None:
-            items.extend(self._extra())
+        extras = self._extra() if self._extra is not None else []
+        items.extend(extras)
         if not items:
             return
         try:
@@ -170,23 +180,31 @@ class GroupCommit(Generic[Item, Result]):
         except Exception as error:  # every caller of the batch learns of the failure
             results = error
         if self._sync is None or self._worker is None or isinstance(results, BaseException):
+            self._settle_extras(extras, results)
             self._answer(batch, results)
             if self._waiting:
                 self._schedule()
             return
         self._busy = True
-        self._worker.run_soon(self._sync, functools.partial(self._synced, batch, results))
+        self._worker.run_soon(self._sync, functools.partial(self._synced, batch, extras, results))
 
     def _synced(
         self,
         batch: list[tuple[Item, Done | None]],
+        extras: list[Item],
         results: Sequence[Result],
         failure: BaseException | None,
     ) -> None:
         self._busy = False
         if self._waiting:
             self._schedule()
-        self._answer(batch, failure if failure is not None else results)
+        outcome = failure if failure is not None else results
+        self._settle_extras(extras, outcome)
+        self._answer(batch, outcome)
+
+    def _settle_extras(self, extras: list[Item], outcome: object) -> None:
+        if extras and isinstance(outcome, BaseException) and self._extra_failed is not None:
+            self._extra_failed(extras, outcome)
 
     @staticmethod
     def _answer(

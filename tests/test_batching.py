@@ -128,6 +128,52 @@ async def test_extra_items_ride_along_and_flush_writes_them_alone(worker: Worker
     assert len(recorder.writes) == 2
 
 
+@pytest.mark.parametrize("failing", ["write", "sync"])
+async def test_extra_items_of_a_failed_batch_are_handed_back(
+    worker: WorkerThread, failing: str
+) -> None:
+    recorder = Recorder()
+    riders = ["ack-1"]
+    handed_back: list[tuple[str, str]] = []
+
+    def extra() -> list[str]:
+        taken = riders[:]
+        riders.clear()
+        return taken
+
+    group: GroupCommit[str, str] = GroupCommit(
+        recorder.write,
+        recorder.sync,
+        worker,
+        100,
+        extra,
+        lambda items, error: handed_back.extend((item, str(error)) for item in items),
+    )
+    setattr(recorder, f"fail_{failing}", OSError(5, "Input/output error"))
+    with pytest.raises(OSError, match="Input/output error"):
+        await group.submit("a")
+    assert handed_back == [("ack-1", "[Errno 5] Input/output error")]
+    setattr(recorder, f"fail_{failing}", None)
+    await group.submit("b")
+    assert len(handed_back) == 1
+
+
+async def test_refuse_waiting_answers_what_was_not_written(worker: WorkerThread) -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    group: GroupCommit[str, str] = GroupCommit(recorder.write, recorder.sync, worker, 100)
+    first = asyncio.ensure_future(group.submit("a"))
+    await asyncio.sleep(0.05)  # "a" is written, its sync is held
+    later = asyncio.ensure_future(group.submit("b"))
+    await asyncio.sleep(0.01)
+    group.refuse_waiting(OSError(5, "Input/output error"))
+    with pytest.raises(OSError, match="Input/output error"):
+        await later
+    recorder.release.set()
+    assert await first == "stored a"
+    assert recorder.writes == [["a"]]
+
+
 async def test_worker_thread_runs_jobs_in_order_and_hands_back_errors(
     worker: WorkerThread,
 ) -> None:

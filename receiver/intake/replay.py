@@ -5,7 +5,9 @@ answered without a database round trip) and the file keeps, for the next start, 
 row per commit with its ids, written in the same transaction. Ids stored about together
 expire about together: they are kept in windows (one a second or so, in marker-row
 order), so forgetting what has expired, and knowing up to which marker row the file may
-drop, walks whole windows.
+drop, walks whole windows. One commit's ids can fall in two windows (their signatures'
+times differ), so a marker row may hold ids of a window still live: the file drops only
+the rows below the oldest live window's first row.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ _WINDOW_SECONDS = 1.0
 class _Window:
     first: float  # the end of the first window in it: the others end within a second of it
     until: float  # the latest end of a window in it
+    first_row: int  # its first marker row: the rows from here on may hold its ids
     last_row: int  # its last marker row
     keys: list[bytes | str]
 
@@ -61,7 +64,7 @@ class ReplayWindow:
             if until > window.until:
                 window.until = until
         else:
-            window = _Window(until, until, marker_row, [])
+            window = _Window(until, until, marker_row, marker_row, [])
             windows.append(window)
         key = _key(event_id)
         window.keys.append(key)
@@ -71,12 +74,16 @@ class ReplayWindow:
         """The markers read back on start, all at or below row ``last_row``."""
         if markers:
             latest = max(markers.values())
-            window = _Window(latest, latest, last_row, [_key(e) for e in markers])
+            window = _Window(latest, latest, 1, last_row, [_key(e) for e in markers])
             self._windows.append(window)
             self._window_of.update(dict.fromkeys(window.keys, window))
 
     def expire(self, now: float) -> int:
-        """Forget the windows that have ended; the last marker row they held (0: none)."""
+        """Forget the windows that have ended; the last marker row the file may drop (0: none).
+
+        That is the last row of the ended windows, or the row before the oldest live
+        window's first row if it is lower (that row also holds some of its ids).
+        """
         window_of, last_row = self._window_of, 0
         while self._windows and self._windows[0].until < now:
             window = self._windows.popleft()
@@ -84,4 +91,6 @@ class ReplayWindow:
                 if window_of.get(key) is window:  # not stored again meanwhile
                     del window_of[key]
             last_row = window.last_row
+        if last_row and self._windows:
+            last_row = min(last_row, self._windows[0].first_row - 1)
         return last_row

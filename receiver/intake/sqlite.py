@@ -6,9 +6,16 @@ the ``fdatasync`` of the WAL after it (what ``synchronous=FULL`` does), so a 2xx
 ``INSERT`` per table into the page cache; the fdatasync and the checkpoints run on a
 worker thread (:mod:`receiver.intake.sqlite_file`, :mod:`receiver.batching`). Appends that
 arrive while a batch is being made durable share the next one. Acknowledgements ride
-along with the next commit (or a timer's): an ack lost in a crash only means a delivery
-again, which consumers tell by the event id. Replays are told apart in memory
-(:mod:`receiver.intake.replay`).
+along with the next commit (or a timer's; a commit that fails hands them to the next): an
+ack lost in a crash only means a delivery again, which consumers tell by the event id.
+Replays are told apart in memory (:mod:`receiver.intake.replay`).
+
+A failed fdatasync is not retried: the kernel may have dropped the pages it could not
+write, and a later fdatasync can succeed without them. As PostgreSQL does, the intake then
+accepts nothing more until the process restarts (not ready, every append refused). The
+rows of the failed commit are never handed out; they are deleted by one more commit, and
+its waiting appends get their 503 once that one's fdatasync has returned, so that what was
+refused is not delivered after a restart either.
 """
 
 from __future__ import annotations
@@ -25,7 +32,16 @@ from typing import Any
 from receiver.batching import GroupCommit, WorkerThread
 from receiver.intake.base import AppendDone, Intake, IntakeFull, IntakeRecord, IntakeUnavailable
 from receiver.intake.replay import ReplayWindow
-from receiver.intake.sqlite_file import Ack, Append, IntakeFile, Op, Purge, Stored
+from receiver.intake.sqlite_file import (
+    Ack,
+    Append,
+    IntakeFile,
+    Op,
+    Purge,
+    Refuse,
+    Stored,
+    SyncFailed,
+)
 
 log = logging.getLogger("receiver.intake.sqlite")
 
@@ -60,14 +76,19 @@ class SqliteIntake(Intake):
             self._worker,
             batch_max,
             extra=self._riders,
+            extra_failed=self._riders_failed,
         )
         self._depth = 0
         self._reserved = 0
         self._cursor = 0
         self._last_seq = 0  # the last event stored durably: what ``take`` may hand out
+        self._last_marker = 0  # the last replay marker row stored durably
         self._oldest: float | None = None
         self._stored = asyncio.Event()
         self._failed = False
+        # Why the intake accepts nothing more (a failed fdatasync), until a restart.
+        self._broken: IntakeUnavailable | None = None
+        self._refusing: list[_Pending] = []  # answered once their rows' deletion is durable
         self._recent: dict[int, IntakeRecord] = {}
         self._acks: list[int] = []
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -82,7 +103,8 @@ class SqliteIntake(Intake):
         self._last_seq = self._file.last_seq
         await asyncio.to_thread(self._worker.start, self._file.open_checkpointer)
         self._depth, self._oldest = self._file.stats()
-        self._replay.load(*self._file.replay_markers())
+        markers, self._last_marker = self._file.replay_markers()
+        self._replay.load(markers, self._last_marker)
 
     async def close(self) -> None:
         if self._ack_timer is not None:
@@ -125,6 +147,9 @@ class SqliteIntake(Intake):
         envelope: dict[str, Any] | None,
         done: AppendDone,
     ) -> None:
+        if self._broken is not None:
+            done(self._broken)
+            return
         pending = self._uncommitted.get(event_id)
         if pending is not None:  # being committed: a duplicate, if that commit works
             pending.duplicates.append(done)
@@ -147,18 +172,21 @@ class SqliteIntake(Intake):
         del self._uncommitted[append.event_id]
         if isinstance(outcome, BaseException):
             self._failed = True
+            if isinstance(outcome, SyncFailed) or self._broken is not None:
+                self._break(outcome)
+                self._refusing.append(pending)
+                return
             error = (
                 IntakeUnavailable(f"intake storage failed: {outcome}")
                 if isinstance(outcome, sqlite3.Error | OSError)
                 else outcome
             )
-            pending.done(error)
-            for duplicate in pending.duplicates:
-                duplicate(error)
+            _refuse(pending, error)
             return
         assert outcome is not None
         seq, marker = outcome
         self._failed = False
+        self._last_marker = max(self._last_marker, marker)
         self._replay.add(append.event_id, append.replay_until, marker)
         self._depth += 1
         if self._oldest is None:
@@ -182,14 +210,41 @@ class SqliteIntake(Intake):
         if now >= self._next_housekeeping:
             self._housekeeping(now)
 
+    def _break(self, failure: BaseException) -> None:
+        """After a failed fdatasync: refuse everything, delete what was not made durable."""
+        if self._broken is not None:
+            return
+        self._broken = IntakeUnavailable(
+            f"intake storage failed: {failure}; nothing is accepted until a restart"
+        )
+        log.error(
+            "intake fdatasync failed: refusing appends until restart", extra={"error": str(failure)}
+        )
+        self._commits.refuse_waiting(self._broken)
+        self._commits.add(Refuse(self._last_seq, self._last_marker), self._refused)
+
+    def _refused(self, outcome: Stored | BaseException) -> None:
+        """The rows of the failed commit are deleted (durably, unless ``outcome`` failed)."""
+        if isinstance(outcome, BaseException):
+            log.error(
+                "intake could not delete the events it refused: they may be delivered after "
+                "a restart",
+                extra={"error": str(outcome), "events": len(self._refusing)},
+            )
+        refusing, self._refusing = self._refusing, []
+        assert self._broken is not None
+        for pending in refusing:
+            _refuse(pending, self._broken)
+
     def _housekeeping(self, now: float) -> None:
         """Forget expired replay ids (their markers go with the next commit); checkpoint."""
         self._next_housekeeping = now + _HOUSEKEEPING_SECONDS
         expired = self._replay.expire(now)
-        if expired:
+        if expired > self._purge_up_to:
             self._purge_up_to = expired
             self._arm_ack_timer()
-        if not self._checkpointing and self._file.is_open:
+        # After a failed fdatasync nothing more goes into the database file itself.
+        if not self._checkpointing and self._file.is_open and self._broken is None:
             self._checkpointing = True
             self._worker.run_soon(self._file.checkpoint, self._checkpointed)
 
@@ -253,6 +308,21 @@ class SqliteIntake(Intake):
             self._purge_up_to = 0
         return riders
 
+    def _riders_failed(self, riders: list[Op], failure: BaseException) -> None:
+        """Riders of a commit that failed: the next commit carries them again.
+
+        A failed fdatasync of acks alone stops the intake too: what is committed after it
+        would follow frames that may never reach the disk, and be lost with them.
+        """
+        if isinstance(failure, SyncFailed):
+            self._break(failure)
+        for op in riders:
+            if isinstance(op, Ack):
+                self._acks.extend(op.seqs)
+            elif isinstance(op, Purge):
+                self._purge_up_to = max(self._purge_up_to, op.up_to)
+        self._arm_ack_timer()
+
     def _flush_riders(self) -> None:
         self._ack_timer = None
         if self._commits.busy:  # the next commit may take them; look again in a moment
@@ -276,4 +346,15 @@ class SqliteIntake(Intake):
         return max(0.0, now - self._oldest) if self._oldest is not None and self._depth else 0.0
 
     def is_ready(self) -> bool:
-        return self._file.is_open and self._worker.running and not self._failed
+        return (
+            self._file.is_open
+            and self._worker.running
+            and not self._failed
+            and self._broken is None
+        )
+
+
+def _refuse(pending: _Pending, error: BaseException) -> None:
+    pending.done(error)
+    for duplicate in pending.duplicates:
+        duplicate(error)

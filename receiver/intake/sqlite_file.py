@@ -49,6 +49,14 @@ _DELETE_RANGE = "DELETE FROM events WHERE seq BETWEEN ? AND ?"
 _WAL_LIMIT_BYTES = 64 * 1024 * 1024  # a WAL reset leaves the file at most this large
 
 
+class SyncFailed(OSError):
+    """The fdatasync of the WAL failed: what was committed since the last one may be lost.
+
+    The kernel may have dropped those pages, and a later fdatasync can succeed without
+    writing them, so nothing written since the last successful one is known durable.
+    """
+
+
 @dataclass(slots=True)
 class Append:
     """An event to store, and the end of its replay window."""
@@ -74,7 +82,15 @@ class Purge:
     up_to: int
 
 
-Op = Append | Ack | Purge
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Events and replay markers written after these, whose fdatasync failed, to delete."""
+
+    after_seq: int
+    after_marker: int
+
+
+Op = Append | Ack | Purge | Refuse
 # A stored append's (seq, replay marker row); None for the other operations. One marker row
 # holds the ids of a commit's events, and the latest end of their windows.
 Stored = tuple[int, int] | None
@@ -139,7 +155,12 @@ class IntakeFile:
 
     def sync(self) -> None:
         """Make every committed transaction durable (blocks: call it on a worker thread)."""
-        os.fdatasync(self._wal)
+        try:
+            os.fdatasync(self._wal)
+        except OSError as error:
+            raise SyncFailed(
+                error.errno, f"fdatasync of the WAL failed: {error.strerror}"
+            ) from error
 
     def open_checkpointer(self) -> None:
         """Open the checkpoint connection (on the thread that will run :meth:`checkpoint`)."""
@@ -184,6 +205,9 @@ class IntakeFile:
                     self._delete(db, op.seqs)
                 elif isinstance(op, Purge):
                     db.execute("DELETE FROM replay_windows WHERE rowid <= ?", (op.up_to,))
+                elif isinstance(op, Refuse):
+                    db.execute("DELETE FROM events WHERE seq > ?", (op.after_seq,))
+                    db.execute("DELETE FROM replay_windows WHERE rowid > ?", (op.after_marker,))
             db.execute("COMMIT")
         except sqlite3.Error:
             if db.in_transaction:

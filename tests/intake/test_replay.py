@@ -49,3 +49,14 @@ def test_ids_arriving_steadily_fill_one_window_a_second_and_all_expire() -> None
     assert len(window) <= 310  # those ending after 1030 s, give or take a window
     assert window.expire(now=1061.0) == 600
     assert len(window) == 0
+
+
+def test_a_marker_row_shared_with_a_live_window_is_kept() -> None:
+    window = ReplayWindow()
+    window.add("a", until=100.0, marker_row=1)
+    window.add("b", until=100.0, marker_row=2)
+    window.add("c", until=200.0, marker_row=2)  # one commit, two windows
+    window.add("d", until=200.0, marker_row=3)
+    assert window.expire(now=150.0) == 1  # row 2 also holds "c"
+    assert window.holds("c", now=150.0)
+    assert window.expire(now=201.0) == 3

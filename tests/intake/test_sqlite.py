@@ -1,13 +1,18 @@
 import asyncio
+import contextlib
+import errno
+import os
 import sqlite3
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from receiver.intake import IntakeFull, IntakeUnavailable
 from receiver.intake.sqlite import SqliteIntake
-from receiver.intake.sqlite_file import Ack, Append, IntakeFile
+from receiver.intake.sqlite_file import Ack, Append, IntakeFile, Op, Stored
 
 
 def make(path: Path, max_pending: int = 1000) -> SqliteIntake:
@@ -176,22 +181,169 @@ async def test_acks_are_deleted_with_the_next_commit_or_on_close(tmp_path: Path)
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
 
 
-async def test_a_failed_fsync_is_unavailable_and_answers_nothing_stored(
+class FailingFdatasync:
+    """``os.fdatasync`` that fails the first time after :meth:`arm` (EIO), held until released."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.release = threading.Event()
+        self.release.set()
+        self.calls = 0
+        self._real = os.fdatasync
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.armed:
+            self.armed = False
+            self.release.wait(5)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        self._real(fd)
+
+
+@pytest.fixture
+def fdatasync(monkeypatch: pytest.MonkeyPatch) -> FailingFdatasync:
+    failing = FailingFdatasync()
+    monkeypatch.setattr(os, "fdatasync", failing)
+    return failing
+
+
+def stored_ids(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT event_id FROM events ORDER BY seq")]
+
+
+def marker_ids(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT event_ids FROM replay_windows ORDER BY rowid").fetchall()
+    return [event_id for (ids,) in rows for event_id in ids.split(",")]
+
+
+async def test_a_failed_fsync_refuses_everything_until_a_restart(
+    tmp_path: Path, fdatasync: FailingFdatasync
+) -> None:
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    until = time.time() + 60
+    assert await intake.append("kept", "r", time.time(), b"x", until)
+    fdatasync.arm()
+    fdatasync.release.clear()  # the failing fdatasync is under way while "waiting" arrives
+    failed = asyncio.ensure_future(intake.append("failed", "r", time.time(), b"x", until))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(intake.append("waiting", "r", time.time(), b"x", until))
+    await asyncio.sleep(0.05)
+    fdatasync.release.set()
+    for append in (failed, waiting):
+        with pytest.raises(IntakeUnavailable, match="Input/output error"):
+            await append
+    # The disk works again, but nothing says what the failed fdatasync lost.
+    assert not intake.is_ready()
+    with pytest.raises(IntakeUnavailable, match="until a restart"):
+        await intake.append("later", "r", time.time(), b"x", until)
+    await intake.refresh_stats()
+    assert not intake.is_ready()
+    assert [r.event_id for r in await intake.take(10, wait_seconds=0)] == ["kept"]
+    assert stored_ids(path) == ["kept"]  # the failed commit's rows are deleted
+    assert marker_ids(path) == ["kept"]
+    await intake.close()
+
+    again = make(path)
+    await again.start()
+    assert again.is_ready()
+    assert [r.event_id for r in await again.take(10, wait_seconds=0)] == ["kept"]
+    assert await again.append("failed", "r", time.time(), b"x", until)  # not a duplicate
+    assert not await again.append("kept", "r", time.time(), b"x", until)
+    await again.close()
+
+
+async def test_events_refused_after_a_failed_fsync_are_gone_after_kill_9(
+    tmp_path: Path, fdatasync: FailingFdatasync
+) -> None:
+    """The refused rows' deletion is durable before the 503: nothing to deliver after a crash."""
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    fdatasync.arm()
+    with pytest.raises(IntakeUnavailable):
+        await intake.append("failed", "r", time.time(), b"x", time.time() + 60)
+    # kill -9 now: no close. What a new process reads is what the file holds.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    await intake.close()
+
+
+async def test_a_failed_fsync_of_acks_alone_refuses_everything_too(
+    tmp_path: Path, fdatasync: FailingFdatasync
+) -> None:
+    """What is committed after frames that may never reach the disk is lost with them."""
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    assert await intake.append("a", "r", time.time(), b"x", time.time() + 60)
+    (record,) = await intake.take(1, wait_seconds=0)
+    fdatasync.arm()
+    await intake.ack(record)  # committed alone a moment later; its fdatasync fails
+    await asyncio.sleep(0.5)
+    assert fdatasync.calls >= 2 and not fdatasync.armed
+    assert not intake.is_ready()
+    with pytest.raises(IntakeUnavailable, match="until a restart"):
+        await intake.append("b", "r", time.time(), b"x", time.time() + 60)
+    await intake.close()
+
+
+async def test_acks_and_purges_of_a_failed_commit_ride_on_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    intake = make(tmp_path / "i.db")
+    path = tmp_path / "i.db"
+    intake = make(path)
     await intake.start()
+    now = time.time()
+    for n in range(3):
+        assert await intake.append(f"e{n}", "r", now, b"x", now + 0.2)
+    await asyncio.sleep(0.3)
+    records = await intake.take(3, wait_seconds=0)
+    await intake.ack_many(records)  # the acks wait for the next commit
+    intake._housekeeping(time.time())  # so do the expired markers of e0..e2
+    write = intake._commits._write
 
-    def broken_disk() -> None:
-        raise OSError(5, "Input/output error")
+    def full_disk(ops: Sequence[Op]) -> list[Stored]:
+        monkeypatch.setattr(intake._commits, "_write", write)
+        raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(intake._file, "sync", broken_disk)
-    monkeypatch.setattr(intake._commits, "_sync", broken_disk)
-    with pytest.raises(IntakeUnavailable, match="Input/output error"):
-        await intake.append("a", "r", time.time(), b"x", time.time() + 60)
-    assert not intake.is_ready()
-    assert await intake.take(10, wait_seconds=0) == []  # not handed out as stored
+    monkeypatch.setattr(intake._commits, "_write", full_disk)
+    with pytest.raises(IntakeUnavailable, match="disk is full"):
+        await intake.append("refused", "r", time.time(), b"x", time.time() + 60)
+    assert await intake.append("next", "r", time.time(), b"x", time.time() + 60)
+    assert stored_ids(path) == ["next"]
+    assert marker_ids(path) == ["next"]
     await intake.close()
+
+
+async def test_a_replay_marker_shared_with_a_live_window_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """One commit holds an id whose window ends soon and one whose window lasts."""
+    path = tmp_path / "i.db"
+    intake = make(path)
+    await intake.start()
+    now = time.time()
+    assert all(
+        await asyncio.gather(
+            intake.append("short", "r", now, b"x", now + 0.2),
+            intake.append("long", "r", now, b"x", now + 60),
+        )
+    )
+    await asyncio.sleep(0.3)
+    intake._housekeeping(time.time())  # the short window has ended
+    await intake.close()
+
+    again = make(path)
+    await again.start()
+    assert not await again.append("long", "r", now, b"x", now + 60)  # still a replay
+    await again.close()
 
 
 def test_acked_runs_and_scattered_seqs_are_all_deleted(tmp_path: Path) -> None:
