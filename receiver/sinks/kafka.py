@@ -28,7 +28,7 @@ from aiokafka.errors import (
 
 from receiver.envelope import render
 from receiver.sink_settings import KafkaSinkSettings
-from receiver.sinks.base import DeliveryError, Sink
+from receiver.sinks.base import DeliveryError, InvalidDestination, Sink
 from receiver.sinks.common import cloudevent_attributes
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class KafkaSink(Sink):
         """Send the record keyed by room id and wait for the acknowledgement."""
         topic = render(self._template, envelope)
         if not _TOPIC.match(topic) or topic in (".", ".."):
-            raise DeliveryError(f"rendered topic {topic!r} is not a valid name", retryable=False)
+            raise InvalidDestination(f"rendered topic {topic!r} is not a valid name")
         room = envelope.get("roomid")
         key = str(room).encode() if room else None
         attributes = cloudevent_attributes(envelope)
