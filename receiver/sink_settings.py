@@ -66,6 +66,9 @@ class JsonlSinkSettings(BaseSinkSettings):
     type: Literal["jsonl"]
     path: Path
     fsync: bool = True
+    # Files held open at once when ``path`` is a template; the least recently written
+    # beyond it are closed (and reopened when written again).
+    max_open_files: int = Field(64, ge=1)
 
 
 class StdoutSinkSettings(BaseSinkSettings):
