@@ -91,9 +91,9 @@ def safe_value(value: str) -> str:
     that had to be changed (or was empty) ends in ``-`` and the first 8 hex digits of the
     SHA-256 of the original, so different values keep different destinations.
     """
-    kept = _UNSAFE.sub("_", value)
-    if kept == value and 0 < len(value) <= MAX_VALUE_LENGTH:
+    if 0 < len(value) <= MAX_VALUE_LENGTH and _UNSAFE.search(value) is None:
         return value
+    kept = _UNSAFE.sub("_", value)
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{kept[: MAX_VALUE_LENGTH - _DIGEST_LENGTH - 1] or '_'}-{digest[:_DIGEST_LENGTH]}"
 
@@ -106,7 +106,13 @@ def render(template: str, envelope: dict[str, Any]) -> str:
     error.
     """
     fields = template_fields(envelope)
-    return template.format_map({name: safe_value(str(value)) for name, value in fields.items()})
+    return template.format_map({name: safe_value(str(fields[name])) for name in _names(template)})
+
+
+@functools.lru_cache(maxsize=64)
+def _names(template: str) -> frozenset[str]:
+    """The field names ``template`` fills in (each template is parsed once)."""
+    return frozenset(name for _, name, _, _ in Formatter().parse(template) if name is not None)
 
 
 TEMPLATE_NAMES = frozenset({"id", "event_type", "room_id", "job_id", "state", "room_name"})
