@@ -19,12 +19,9 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
-@pytest.mark.parametrize("value", ["REPLY_COMMAND_FINISH", "room-1_A", "x" * MAX_VALUE_LENGTH])
-def test_safe_values_are_kept_as_they_are(value: str) -> None:
-    assert safe_value(value) == value
-
-
-def test_other_characters_become_underscores_and_the_value_gets_its_digest() -> None:
+def test_only_other_characters_become_underscores_and_then_the_value_gets_its_digest() -> None:
+    for value in ["REPLY_COMMAND_FINISH", "room-1_A", "x" * MAX_VALUE_LENGTH]:
+        assert safe_value(value) == value
     assert safe_value("../etc") == f"___etc-{digest('../etc')}"
     assert safe_value("a:b{c}") == f"a_b_c_-{digest('a:b{c}')}"
 
