@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from datetime import UTC, datetime
 from string import Formatter
 from typing import Any
@@ -78,9 +79,42 @@ def template_fields(envelope: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# What a value keeps in a destination: no separator of any sink (``/``, ``.``, ``:``, ``{``),
+# no wildcard, no whitespace or control character.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+MAX_VALUE_LENGTH = 128
+_DIGEST_LENGTH = 8
+
+
+def safe_value(value: str) -> str:
+    """``value`` as it may appear in a destination: letters, digits, ``-`` and ``_``.
+
+    Any other character becomes ``_`` and the value is cut to ``MAX_VALUE_LENGTH``; a value
+    that had to be changed (or was empty) ends in ``-`` and the first 8 hex digits of the
+    SHA-256 of the original, so different values keep different destinations.
+    """
+    if 0 < len(value) <= MAX_VALUE_LENGTH and _UNSAFE.search(value) is None:
+        return value
+    kept = _UNSAFE.sub("_", value)
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{kept[: MAX_VALUE_LENGTH - _DIGEST_LENGTH - 1] or '_'}-{digest[:_DIGEST_LENGTH]}"
+
+
 def render(template: str, envelope: dict[str, Any]) -> str:
-    """Fill a destination template from the envelope; unknown names are a config error."""
-    return template.format_map(template_fields(envelope))
+    """Fill a destination template from the envelope, each value made safe (:func:`safe_value`).
+
+    The values come from the callback body, which the signature does not cover: rendered
+    unchanged they would pick any file, key, subject or topic. Unknown names are a config
+    error.
+    """
+    fields = template_fields(envelope)
+    return template.format_map({name: safe_value(str(fields[name])) for name in _names(template)})
+
+
+@functools.lru_cache(maxsize=64)
+def _names(template: str) -> frozenset[str]:
+    """The field names ``template`` fills in (each template is parsed once)."""
+    return frozenset(name for _, name, _, _ in Formatter().parse(template) if name is not None)
 
 
 TEMPLATE_NAMES = frozenset({"id", "event_type", "room_id", "job_id", "state", "room_name"})

@@ -2,7 +2,8 @@
 
 Fields that name a destination (``subject``, ``routing_key``, ``stream``, ``topic``, ``path``)
 accept a template over the envelope: ``{event_type}``, ``{room_id}``, ``{job_id}``,
-``{state}``, ``{id}``, ``{room_name}``; a template naming anything else is refused at
+``{state}``, ``{id}``, ``{room_name}``, each value made safe first
+(:func:`receiver.envelope.safe_value`); a template naming anything else is refused at
 start-up. ``url`` and ``secret`` may be read from a mounted file: ``url_file``,
 ``secret_file``.
 """
@@ -66,6 +67,9 @@ class JsonlSinkSettings(BaseSinkSettings):
     type: Literal["jsonl"]
     path: Path
     fsync: bool = True
+    # Files held open at once when ``path`` is a template; the least recently written
+    # beyond it are closed (and reopened when written again).
+    max_open_files: int = Field(64, ge=1)
 
 
 class StdoutSinkSettings(BaseSinkSettings):

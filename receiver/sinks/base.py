@@ -23,6 +23,14 @@ class DeliveryError(Exception):
         self.retryable = retryable
 
 
+class InvalidDestination(DeliveryError):
+    """The destination rendered for an event is one the sink cannot use (a file name too
+    long, a routing key over 255 bytes, an invalid subject or topic): never retried."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retryable=False)
+
+
 class Sink(ABC):
     """A destination for envelopes. ``publish`` returns only once the destination confirmed.
 

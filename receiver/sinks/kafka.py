@@ -27,7 +27,7 @@ from aiokafka.errors import (
 
 from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import KafkaSinkSettings
-from receiver.sinks.base import BrokerSink, DeliveryError
+from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class KafkaSink(BrokerSink[AIOKafkaProducer]):
         """Send the record keyed by room id and wait for the acknowledgement."""
         topic = render(self._template, envelope)
         if not _TOPIC.match(topic) or topic in (".", ".."):
-            raise DeliveryError(f"rendered topic {topic!r} is not a valid name", retryable=False)
+            raise InvalidDestination(f"rendered topic {topic!r} is not a valid name")
         room = envelope.get("roomid")
         key = str(room).encode() if room else None
         headers = [("content-type", MEDIA_TYPE.encode())]

@@ -27,7 +27,7 @@ from nats.aio.client import Client
 
 from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import NatsSinkSettings
-from receiver.sinks.base import BrokerSink, DeliveryError
+from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
 from receiver.sinks.common import describe, redact_url
 
 log = logging.getLogger(__name__)
@@ -35,15 +35,15 @@ log = logging.getLogger(__name__)
 RECONNECT_WAIT_SECONDS = 1
 MSG_ID_HEADER = "Nats-Msg-Id"
 _FIELD = re.compile(r"\{[^{}]*\}")
-_BAD_SUBJECT_CHARS = re.compile(r"[\s*>]")
+_BAD_SUBJECT_CHARS = re.compile(r"[\s*>\x00]")
 
 
 def subject_pattern(template: str) -> str:
     """The wildcard subject covering every subject ``template`` renders to.
 
-    Literal leading tokens are kept and the rest becomes ``>``, since a filled-in value
-    may itself contain dots: ``metastudio.live.{event_type}.{room_id}`` gives
-    ``metastudio.live.>``. A template without fields is its own pattern.
+    Literal leading tokens are kept and the rest becomes ``>``:
+    ``metastudio.live.{event_type}.{room_id}`` gives ``metastudio.live.>``. A template
+    without fields is its own pattern.
     """
     tokens = template.split(".")
     for index, token in enumerate(tokens):
@@ -53,13 +53,11 @@ def subject_pattern(template: str) -> str:
 
 
 def check_subject(subject: str) -> None:
-    """Raise DeliveryError (not retryable) if ``subject`` is not a publishable subject."""
+    """Raise InvalidDestination if ``subject`` is not a publishable subject."""
     if not subject or any(not token for token in subject.split(".")):
-        raise DeliveryError(f"rendered subject {subject!r} has an empty token", retryable=False)
+        raise InvalidDestination(f"rendered subject {subject!r} has an empty token")
     if _BAD_SUBJECT_CHARS.search(subject):
-        raise DeliveryError(
-            f"rendered subject {subject!r} has a space or wildcard", retryable=False
-        )
+        raise InvalidDestination(f"rendered subject {subject!r} has a space, NUL or wildcard")
 
 
 class NatsSink(BrokerSink[Client]):

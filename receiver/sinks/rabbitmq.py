@@ -24,12 +24,13 @@ import aiormq.exceptions
 
 from receiver.envelope import MEDIA_TYPE, render
 from receiver.sink_settings import RabbitMqSinkSettings
-from receiver.sinks.base import BrokerSink, DeliveryError
+from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
 from receiver.sinks.common import describe, redact_url
 
 log = logging.getLogger(__name__)
 
 RECONNECT_INTERVAL_SECONDS = 1.0
+MAX_ROUTING_KEY_BYTES = 255  # an AMQP short string
 _FAILURES = (
     aiormq.exceptions.AMQPError,
     aiormq.exceptions.ChannelInvalidStateError,  # a closed channel, e.g. while reconnecting
@@ -75,6 +76,10 @@ class RabbitMqSink(BrokerSink[aio_pika.abc.AbstractExchange]):
     async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
         """Publish to the exchange with the rendered routing key and wait for the confirm."""
         routing_key = render(self._template, envelope)
+        if len(routing_key.encode()) > MAX_ROUTING_KEY_BYTES:
+            raise InvalidDestination(
+                f"rendered routing key {routing_key!r} is over {MAX_ROUTING_KEY_BYTES} bytes"
+            )
         message = aio_pika.Message(
             body,
             content_type=MEDIA_TYPE,

@@ -17,7 +17,9 @@ from receiver.intake.sqlite import SqliteIntake
 from receiver.metrics import Metrics
 from receiver.pipeline import UNROUTED, Pipeline
 from receiver.routing import Router
+from receiver.sink_settings import JsonlSinkSettings
 from receiver.sinks import Sink
+from receiver.sinks.jsonl import JsonlSink
 from tests.pipeline.support import (
     FAST_RETRY,
     MemoryDeadLetters,
@@ -188,5 +190,32 @@ async def test_a_stored_record_that_does_not_decode_is_dead_lettered(tmp_path: P
         ("torn", UNROUTED),
     ]
     assert all(letter[3].startswith("decode: ") for letter in dead.letters)
+    assert intake.depth() == 0
+    await intake.close()
+
+
+async def test_a_jsonl_file_that_cannot_be_written_fails_only_its_own_events(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "room2").write_text("a file where the room's directory should be")
+    settings = JsonlSinkSettings(name="files", type="jsonl", path=out / "{room_id}" / "e.jsonl")
+    sink = JsonlSink(settings)
+    dead = MemoryDeadLetters()
+    intake = await run_pipeline(
+        tmp_path, {"files": sink}, [RouteSettings(sinks=["files"])], EVENTS, dead
+    )
+    written = {
+        orjson.loads(line)["id"]
+        for path in out.glob("*/e.jsonl")
+        for line in path.read_bytes().splitlines()
+    }
+    assert written == expected_ids("room2")
+    # the room's own events are retried and kept once the attempts run out, no others
+    assert sorted(letter[0] for letter in dead.letters) == sorted(
+        expected_ids() - expected_ids("room2")
+    )
+    assert {letter[2] for letter in dead.letters} == {FAST_RETRY.max_attempts}
     assert intake.depth() == 0
     await intake.close()

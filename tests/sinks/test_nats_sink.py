@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client
 
 from receiver.sink_settings import NatsSinkSettings
-from receiver.sinks.base import DeliveryError
+from receiver.sinks.base import DeliveryError, InvalidDestination
 from receiver.sinks.factory import build_sink
 from receiver.sinks.nats import NatsSink, check_subject, subject_pattern
 from tests.brokers import (
@@ -195,9 +195,9 @@ def test_subject_pattern_covers_the_template() -> None:
     assert subject_pattern("fixed.subject") == "fixed.subject"
 
 
-@pytest.mark.parametrize("subject", ["a..b", "a.b c", "a.*", "a.>", ""])
-def test_unpublishable_subject_is_not_retryable(subject: str) -> None:
-    with pytest.raises(DeliveryError) as caught:
+@pytest.mark.parametrize("subject", ["a..b", "a.b c", "a.*", "a.>", "", "a.b\x00c"])
+def test_unpublishable_subject_is_an_invalid_destination(subject: str) -> None:
+    with pytest.raises(InvalidDestination) as caught:
         check_subject(subject)
     assert not caught.value.retryable
 

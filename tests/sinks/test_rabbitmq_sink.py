@@ -12,11 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.sink_settings import RabbitMqSinkSettings
-from receiver.sinks.base import DeliveryError
+from receiver.sinks.base import DeliveryError, InvalidDestination
 from receiver.sinks.factory import build_sink
 from receiver.sinks.rabbitmq import RabbitMqSink
 from tests.brokers import (
     RABBITMQ,
+    RABBITMQ_URL,
     first_seen,
     free_port,
     ids_by_room,
@@ -127,6 +128,24 @@ async def test_unroutable_message_is_a_retryable_failure(
         await channel.exchange_delete(name)
     assert caught.value.retryable
     assert "unroutable" in caught.value.detail
+
+
+async def test_routing_key_over_255_bytes_is_an_invalid_destination(
+    bound: tuple[str, aio_pika.abc.AbstractQueue],
+) -> None:
+    exchange, queue = bound
+    long_key = settings(RABBITMQ_URL, exchange).model_copy(
+        update={"routing_key": "{room_id}.{job_id}"}
+    )
+    sink = RabbitMqSink(long_key)
+    try:
+        with pytest.raises(InvalidDestination) as caught:
+            await sink.publish(*make_event("字" * 8000, 1))
+    finally:
+        await sink.close()
+    assert not caught.value.retryable
+    assert "over 255 bytes" in caught.value.detail
+    assert await drain(queue) == []
 
 
 async def test_missing_exchange_without_declare_fails(rabbitmq_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.brokers import (
 )
 from tests.sinks.conftest import ProxyFactory
 from tests.sinks.consumer import read_json, traced_event
+from tests.test_envelope import HOSTILE
 
 
 def settings(
@@ -204,3 +206,18 @@ async def test_stream_key_of_another_type_is_not_retryable(
         await sink.close()
     assert not caught.value.retryable
     assert "WRONGTYPE" in caught.value.detail
+
+
+async def test_hostile_room_ids_name_only_safe_distinct_streams(
+    redis_url: str, client: aioredis.Redis, prefix: str
+) -> None:
+    sink = RedisSink(settings(redis_url, prefix + ":{room_id}", dedup_seconds=None))
+    try:
+        for room in HOSTILE:
+            await sink.publish(*make_event(room, 1))
+    finally:
+        await sink.close()
+    keys = [key.decode() async for key in client.scan_iter(match=f"*{prefix}*")]
+    assert len(keys) == len(HOSTILE)
+    safe = re.compile(re.escape(prefix) + r":[A-Za-z0-9_-]{1,128}")
+    assert all(safe.fullmatch(key) for key in keys), keys
