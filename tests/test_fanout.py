@@ -109,6 +109,8 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
 async def test_readyz_reflects_a_critical_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "r.toml"
     config.write_text(f"""
+[server]
+public_url = "http://127.0.0.1:8080/callbacks/metastudio"
 [auth]
 type = "MSS_A_HEAD"
 keys = ["k"]
