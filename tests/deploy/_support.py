@@ -74,6 +74,19 @@ def example_values(name: str) -> dict[str, Any]:
     return loaded
 
 
+# The one value a signed install must give (the chart refuses to render without it).
+PUBLIC_URL = "https://receiver.example.com/callbacks/metastudio"
+
+
+def with_public_url(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus PUBLIC_URL where they give neither a public URL nor an ingress host."""
+    config = values.get("config", {})
+    server = config.get("server", {})
+    if server.get("public_url") or values.get("ingress", {}).get("host"):
+        return values
+    return {**values, "config": {**config, "server": {**server, "public_url": PUBLIC_URL}}}
+
+
 def case_values(case: str) -> dict[str, Any]:
     """The user values of one case: {} for the chart defaults."""
     if case == "default":

@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy._support import CHART, NAMESPACE, RELEASE, Rendered, case_values, require
+from tests.deploy._support import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    Rendered,
+    case_values,
+    require,
+    with_public_url,
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +54,15 @@ def render(chart: Any) -> Any:
     """render(values) -> Rendered; the cases of ALL_CASES are rendered once per session."""
     cache: dict[str, Rendered] = {}
 
-    def _render(values: dict[str, Any] | None = None, *, case: str | None = None) -> Rendered:
+    def _render(
+        values: dict[str, Any] | None = None, *, case: str | None = None, bare: bool = False
+    ) -> Rendered:
+        """Unless ``bare``, values without a public URL get PUBLIC_URL (see with_public_url)."""
         if case is not None and case in cache:
             return cache[case]
         user = case_values(case) if case is not None else (values or {})
+        if not bare:
+            user = with_public_url(user)
         out = chart.render(user, name=RELEASE, namespace=NAMESPACE, is_install=True)
         docs: list[dict[str, Any]] = []
         notes = ""

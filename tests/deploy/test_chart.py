@@ -33,6 +33,7 @@ from tests.deploy._support import (
     REPO,
     Rendered,
     case_values,
+    with_public_url,
 )
 
 LINT_CASES = ("default", *(name.removesuffix(".yaml") for name in EXAMPLE_FILES))
@@ -495,10 +496,10 @@ def test_sink_secret_fields_follow_the_models(chart: Any, helm: Any, kind: str) 
             "secrets": {"sinks": {"s": {field: "x://y"}}},
         }
         if field in model.model_fields:
-            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+            chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
         else:
             with pytest.raises(helm.HelmError, match=f"a {kind} sink has no {field}"):
-                chart.render(values, name=RELEASE, namespace=NAMESPACE)
+                chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
 
 
 # ---- network -------------------------------------------------------------------------------
@@ -759,7 +760,7 @@ GOOD_VALUES: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("values", list(BAD_VALUES.values()), ids=list(BAD_VALUES))
 def test_schema_refuses(helm: Any, chart: Any, values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError, match="schema"):
-        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
     report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
     assert report["errors"], "helm lint must fail too"
 
@@ -784,7 +785,17 @@ def test_templates_refuse_without_the_schema(
         helm.Chart.load(str(copy_dir)) as unchecked,
         pytest.raises(helm.HelmError, match=message),
     ):
-        unchecked.render(values, name=RELEASE, namespace=NAMESPACE)
+        unchecked.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("auth_type", ["MSS_A_HEAD", ["NONE", "MSS_A"]])
+def test_a_signed_install_needs_its_public_url(helm: Any, render: Any, auth_type: Any) -> None:
+    values = {"config": {"auth": {"type": auth_type}}}
+    with pytest.raises(helm.HelmError, match=r"config.server.public_url .* is required"):
+        render(values, bare=True)
+    ingress = {"enabled": True, "host": "cb.example.com"}
+    toml = tomllib.loads(render({**values, "ingress": ingress}, bare=True).toml_text())
+    assert toml["server"]["public_url"].endswith("://cb.example.com/callbacks/metastudio")
 
 
 SINK_SECRET_MISTAKES = {
@@ -827,7 +838,7 @@ def test_templates_refuse_sink_secret_mistakes(
     """What the schema cannot see across keys: secrets.sinks must match config.sinks."""
     values = {"secrets": secrets, "config": config}
     with pytest.raises(helm.HelmError, match=message):
-        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
 
 
 @pytest.mark.parametrize(
@@ -855,12 +866,12 @@ def test_grace_period_must_outlast_the_drain(
     helm: Any, chart: Any, values: dict[str, Any], refused: bool
 ) -> None:
     if not refused:
-        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
         return
     with pytest.raises(
         helm.HelmError, match=r"terminationGracePeriodSeconds \(\d+\) must be above"
     ):
-        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
 
 
 @pytest.mark.parametrize("values", list(GOOD_VALUES.values()), ids=list(GOOD_VALUES))

@@ -152,6 +152,11 @@ receiver's default is 20) and releases its leases: Kubernetes must not kill it b
 {{- $_ := set $cfg.server "host" "0.0.0.0" -}}
 {{- $url := include "receiver.publicUrl" . -}}
 {{- if $url }}{{ $_ := set $cfg.server "public_url" $url }}{{ end -}}
+{{- $types := .Values.config.auth.type | default list -}}
+{{- $types = ternary (list $types) $types (kindIs "string" $types) -}}
+{{- if and (not $url) (or (has "MSS_A" $types) (has "MSS_A_HEAD" $types)) -}}
+{{- fail "config.server.public_url (or ingress.enabled with ingress.host) is required with a signed config.auth.type: signatures are checked against the callback URL exactly as registered at MetaStudio" -}}
+{{- end -}}
 {{- $_ := set $cfg.auth "keys_file" (printf "%s/keys" $dir) -}}
 {{- if include "receiver.hasAkSk" . -}}
 {{- $_ := set $cfg.metastudio "ak_file" (printf "%s/ak" $dir) -}}
