@@ -32,7 +32,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from receiver.sink_settings import SinkSettings, read_secret_file
+from receiver.secretfiles import read_secret
+from receiver.sink_settings import SinkSettings
 
 CONFIG_ENV = "RECEIVER_CONFIG"
 
@@ -182,7 +183,7 @@ class IntakeSettings(Section):
     @model_validator(mode="after")
     def _url_from_file(self) -> IntakeSettings:
         if self.url_file is not None:
-            object.__setattr__(self, "url", read_secret_file(self.url_file))
+            object.__setattr__(self, "url", read_secret(self.url_file))
         return self
 
 
@@ -352,9 +353,3 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_format_errors(error)) from None
     except ValueError as error:  # a malformed TOML file or environment value
         raise ConfigError(str(error)) from None
-
-
-def read_secret_lines(path: Path) -> list[str]:
-    """Non-empty, non-comment lines of a mounted secret file."""
-    text = path.read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]

@@ -6,7 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from receiver.config import AuthSettings, read_secret_lines
+from receiver.config import AuthSettings
+from receiver.secretfiles import read_secret_lines
 
 log = logging.getLogger("receiver.keys")
 

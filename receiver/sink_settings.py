@@ -16,20 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from receiver.envelope import check_template
+from receiver.secretfiles import read_secret
 
 # Fields that may name a destination through a template over the envelope.
 TEMPLATE_FIELDS = ("path", "subject", "routing_key", "stream", "topic")
 # Secret fields that may instead be read from a mounted file: ``<field>_file``.
 FILE_FIELDS = ("url", "secret")
-
-
-def read_secret_file(path: str | Path) -> str:
-    """The first line of a mounted secret file, stripped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ValueError(f"cannot read {path}: {error.strerror}") from None
-    return lines[0].strip() if lines else ""
 
 
 class BaseSinkSettings(BaseModel):
@@ -51,7 +43,7 @@ class BaseSinkSettings(BaseModel):
             if path is not None:
                 if field not in cls.model_fields:
                     raise ValueError(f"{field}_file: this sink type has no {field}")
-                data[field] = read_secret_file(path)
+                data[field] = read_secret(path)
         return data
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from receiver.config import MetaStudioSettings
 from receiver.metastudio.errors import AuthError, Timeout, TransportError, error_for_status
 from receiver.metastudio.signing import sign_request
+from receiver.secretfiles import read_secret
 
 TOKEN_HEADER = "X-Auth-Token"  # noqa: S105 - a header name
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
@@ -64,7 +65,7 @@ def _secret(value: SecretStr | None, path: Path | None, what: str) -> SecretStr:
     if value is not None and value.get_secret_value():
         return value
     if path is not None:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_secret(path)
         if text:
             return SecretStr(text)
     raise AuthError(None, error_msg=f"metastudio.{what} (or {what}_file) is not configured")
