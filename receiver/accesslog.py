@@ -4,6 +4,10 @@ The standard ``logging`` machinery costs more per line than the rest of a callba
 record, caller lookup, formatting, a write and flush per line); these lines are built with
 one ``orjson.dumps`` and leave in one ``write`` per flush interval, in the same shape as
 the JSON log lines (``time``, ``level``, ``logger``, ``message`` and the fields).
+
+The write itself happens on a writer thread: a slow or full standard-error pipe (a log
+collector that stalls) must never stall the event loop. What the thread has not written yet
+is bounded (``max_pending_bytes``); beyond it lines are dropped and counted (``on_drop``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +26,61 @@ import orjson
 _FLUSH_SECONDS = 0.2
 # Small: a larger buffer of lines costs more in cache misses than it saves in writes.
 _FLUSH_BYTES = 16 * 1024
+_MAX_PENDING_BYTES = 4 * 1024 * 1024
+
+
+class LineWriter:
+    """Writes chunks with ``write`` on its own thread; :meth:`submit` never blocks."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        max_pending_bytes: int = _MAX_PENDING_BYTES,
+        on_drop: Callable[[int], None] = lambda lines: None,
+    ) -> None:
+        self._write = write
+        self._max = max_pending_bytes
+        self._on_drop = on_drop
+        self._pending: deque[bytes] = deque()
+        self._bytes = 0
+        self._closed = False
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, data: bytes, lines: int) -> None:
+        """Queue ``data`` (``lines`` lines) for the thread, or drop it if too much waits."""
+        with self._ready:
+            if self._closed or self._bytes + len(data) > self._max:
+                self._on_drop(lines)
+                return
+            self._pending.append(data)
+            self._bytes += len(data)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (waiting at most ``timeout``), then stop the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._closed:
+                    self._ready.wait()
+                if not self._pending:
+                    return
+                data = self._pending.popleft()
+            with contextlib.suppress(OSError):  # a closed log must not fail the receiver
+                self._write(data)
+            with self._ready:
+                self._bytes -= len(data)
 
 
 class AccessLog:
@@ -30,9 +91,14 @@ class AccessLog:
         fmt: str = "json",
         write: Callable[[bytes], object] | None = None,
         flush_seconds: float = _FLUSH_SECONDS,
+        *,
+        max_pending_bytes: int = _MAX_PENDING_BYTES,
+        on_drop: Callable[[int], None] = lambda lines: None,
     ) -> None:
         self._json = fmt == "json"
-        self._write = write or (lambda data: os.write(2, data))
+        self._writer = LineWriter(
+            write or (lambda data: os.write(2, data)), max_pending_bytes, on_drop
+        )
         self._flush_seconds = flush_seconds
         self._lines: list[bytes] = []
         self._size = 0
@@ -78,7 +144,12 @@ class AccessLog:
             self._timer = None
         if self._lines:
             data = b"".join(self._lines)
+            count = len(self._lines)
             self._lines.clear()
             self._size = 0
-            with contextlib.suppress(OSError):  # a closed log must not fail a callback
-                self._write(data)
+            self._writer.submit(data, count)
+
+    def close(self) -> None:
+        """Flush, then let the writer thread finish what is queued."""
+        self.flush()
+        self._writer.close()

@@ -43,6 +43,11 @@ class Metrics:
         self.intake_oldest = Gauge(
             "receiver_intake_oldest_age_seconds", "Age of the oldest pending event", registry=r
         )
+        self.access_log_dropped = LoopCounter(
+            "receiver_access_log_dropped_lines",
+            "Access-log lines dropped because standard error did not keep up",
+            registry=r,
+        )
         self.events_delivered = LoopCounter(
             "receiver_events_delivered",
             "Events removed from the intake after delivery",

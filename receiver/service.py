@@ -42,7 +42,11 @@ class ReceiverService:
         self.intake: Intake = build_intake(settings.intake)
         self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
         self.dead_letters = DeadLetterStore(settings.dead_letters.path)
-        self.access_log = AccessLog(settings.logging.format) if settings.server.access_log else None
+        self.access_log = (
+            AccessLog(settings.logging.format, on_drop=self.metrics.access_log_dropped.inc)
+            if settings.server.access_log
+            else None
+        )
         self.enricher = build_enricher(settings, self.metrics)
         self.pipeline = Pipeline(
             self.intake,
@@ -114,7 +118,7 @@ class ReceiverService:
         await self.dead_letters.close()
         await self.intake.close()
         if self.access_log is not None:
-            self.access_log.flush()
+            self.access_log.close()
         self.tracing.shutdown()
         log.info("receiver stopped", extra={"pending": self.intake.depth()})
 

@@ -1,4 +1,6 @@
 import asyncio
+import threading
+import time
 
 import orjson
 
@@ -22,5 +24,27 @@ def test_text_format_and_explicit_flush() -> None:
     written: list[bytes] = []
     log = AccessLog("text", written.append)
     log.line({"status": 200, "event_id": "e1"})
-    log.flush()
+    log.close()
     assert written[0].decode().endswith("INFO receiver.access callback status=200 event_id=e1\n")
+
+
+async def test_a_stalled_log_pipe_never_stalls_the_loop() -> None:
+    release = threading.Event()
+    written: list[bytes] = []
+    dropped: list[int] = []
+
+    def stuck(data: bytes) -> None:  # a log collector that stopped reading
+        release.wait()
+        written.append(data)
+
+    log = AccessLog("json", stuck, max_pending_bytes=4096, on_drop=dropped.append)
+    started = time.monotonic()
+    for n in range(2000):
+        log.line({"status": 200, "n": n})
+        log.flush()
+    assert time.monotonic() - started < 5  # guards a hang: each flush would block for ever
+    assert sum(dropped) > 0
+    release.set()
+    log.close()
+    kept = [orjson.loads(line)["n"] for chunk in written for line in chunk.splitlines()]
+    assert kept == sorted(kept) and len(kept) + sum(dropped) == 2000

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from receiver.config import AuthSettings, MetaStudioSettings
 from receiver.keyring import KeyRing
-from receiver.metastudio.auth import auth_from_settings
+from receiver.metastudio.auth import AkSkAuth, auth_from_settings
 from receiver.secretfiles import read_secret, read_secret_lines
 from receiver.sink_settings import RedisSinkSettings
 
@@ -44,4 +44,5 @@ def test_every_user_reads_a_file_the_same_way(tmp_path: Path) -> None:
     assert keyring.keys == ["first-secret", "second-secret"]
     settings = MetaStudioSettings(project_id="p" * 32, ak=SecretStr("AK"), sk_file=path)
     auth = auth_from_settings(settings, None)  # type: ignore[arg-type]
-    assert repr(getattr(auth, "_sk").get_secret_value()) == "'first-secret'"
+    assert isinstance(auth, AkSkAuth)
+    assert auth._sk.get_secret_value() == "first-secret"
