@@ -3,7 +3,9 @@
 Replay builds each letter's sink from the configuration, publishes the stored body and
 removes the letter once the sink confirmed. After a sink's first failure its remaining
 letters are kept untouched (so one room's events are not replayed out of order); run the
-command again once the sink is healthy.
+command again once the sink is healthy. A letter of ``(unrouted)`` (an event whose routing
+failed) is routed afresh by the configured routes and removed once every chosen sink took
+it; one that still cannot be decoded or matches no route is kept.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import orjson
 
 from receiver.config import ConfigError, Settings, load_settings
 from receiver.deadletters import DeadLetter, DeadLetterStore
+from receiver.pipeline import UNROUTED
+from receiver.routing import Router
 from receiver.sinks.base import DeliveryError, Sink
 from receiver.sinks.factory import MissingExtra, build_sink
 
@@ -157,6 +161,7 @@ class _Replayer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = {sink.name: sink for sink in settings.sinks}
+        self._router = Router(settings.routes)
         self._sinks: dict[str, Sink] = {}
         self._broken: set[str] = set()
         self.delivered = 0
@@ -167,17 +172,36 @@ class _Replayer:
         if letter.sink in self._broken:
             return False
         try:
-            sink = await self._sink(letter.sink)
             envelope = orjson.loads(letter.body)
-            await sink.publish(envelope, letter.body)
+            if not isinstance(envelope, dict):
+                raise LookupError("the letter is not an event envelope")
+            targets = self._targets(letter, envelope)
+            for name in targets:
+                if name in self._broken:
+                    raise LookupError(f"sink {name} failed earlier in this run")
+                sink = await self._sink(name)
+                try:
+                    await sink.publish(envelope, letter.body)
+                except DeliveryError:
+                    self._broken.add(name)
+                    raise
         except (DeliveryError, LookupError, MissingExtra, orjson.JSONDecodeError) as error:
             detail = error.detail if isinstance(error, DeliveryError) else str(error)
             print(f"letter {letter.id} ({letter.sink}): kept: {detail}", file=sys.stderr)
-            self._broken.add(letter.sink)
+            if letter.sink != UNROUTED:
+                self._broken.add(letter.sink)
             self.failed += 1
             return False
         self.delivered += 1
         return True
+
+    def _targets(self, letter: DeadLetter, envelope: dict[str, Any]) -> list[str]:
+        if letter.sink != UNROUTED:
+            return [letter.sink]
+        targets = self._router.sinks_for(envelope)
+        if not targets:
+            raise LookupError("no route matches it")
+        return targets
 
     async def _sink(self, name: str) -> Sink:
         sink = self._sinks.get(name)

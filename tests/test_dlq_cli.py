@@ -182,3 +182,18 @@ def test_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_replay_needs_id_or_all(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         run_cli("dlq", "replay", "-c", str(write_config(tmp_path, down_target())))
+
+
+def test_unrouted_letters_are_routed_afresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "target.jsonl"
+    config = str(write_config(tmp_path, f'type = "jsonl"\npath = "{target}"'))
+    event = make_event("room-1", 1)
+    seed(tmp_path, [("(unrouted)", event), ("(unrouted)", ({"id": "raw"}, b"\xff not json"))])
+    assert run_cli("dlq", "replay", "-c", config, "--all") == 1
+    captured = capsys.readouterr()
+    assert "replayed 1, failed 1, kept 1" in captured.out
+    assert jsonl_lines(tmp_path) == [event[1]]
+    assert target.read_bytes().splitlines() == [event[1]]
+    assert remaining(tmp_path) == [("(unrouted)", "raw")]
