@@ -9,7 +9,9 @@ import nats
 import pytest
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
+from receiver.intake.nats import NatsIntake
 from tests.intake.nats_server import OwnNatsServer
+from tests.replicas import intake_cases as cases
 
 
 @pytest.fixture
@@ -51,3 +53,26 @@ async def test_work_queue_forgets_acked_msg_ids_across_a_restart(server: OwnNats
     again = await js.publish("probe.a", b"1", headers={"Nats-Msg-Id": "m1"})
     await client.close()
     assert not again.duplicate
+
+
+async def test_a_replay_after_a_server_restart_is_still_a_duplicate(server: OwnNatsServer) -> None:
+    intake = NatsIntake(
+        server.url, stream="RESTART", partitions=1, max_pending=100, lease_ttl=1.5, ack_wait=2.0
+    )
+    await intake.start()
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        assert await intake.append("once", "room", 1.0, b"{}", cases.until())
+        (record,) = await cases.take_n(intake, 1)
+        await intake.ack(record)
+    finally:
+        await intake.close()
+    server.restart()
+    again = NatsIntake(server.url, stream="RESTART", partitions=1, max_pending=100)
+    await again.start()
+    try:
+        assert not await again.append("once", "room", 1.0, b"{}", cases.until())
+        await again.refresh_stats()
+        assert again.depth() == 0
+    finally:
+        await again.close()
