@@ -286,7 +286,10 @@ class NatsIntake(Intake):
                     await asyncio.sleep(1.0)
                     continue
                 for message in messages:
-                    self._hold(part, message)
+                    try:
+                        self._hold(part, message)
+                    except Exception as error:  # one message must not end the puller
+                        log.error("unreadable intake message: %r", error)
         finally:
             with contextlib.suppress(TimeoutError, *_ERRORS):
                 await asyncio.wait_for(sub.unsubscribe(), self._timeout)
@@ -335,12 +338,8 @@ class NatsIntake(Intake):
         """Whether the record's partition is still held, by the puller that fetched it."""
         part, seq, _ = _ref(record)
         leases = self.leases
-        return (
-            self._parts.get(part.partition) is part
-            and seq in part.in_hand
-            and leases is not None
-            and leases.held(part.partition)
-        )
+        current = self._parts.get(part.partition) is part and seq in part.in_hand
+        return current and leases is not None and leases.held(part.partition)
 
     def drop(self, records: Sequence[IntakeRecord]) -> None:
         """Forget records no longer held, unacked: the partition's next owner delivers them."""

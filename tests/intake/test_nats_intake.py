@@ -185,3 +185,27 @@ async def test_a_malformed_message_does_not_stop_the_partition(stream: str) -> N
 def test_a_fetch_ends_within_a_third_of_the_lease() -> None:
     assert poll_seconds(0.6) < 0.2
     assert poll_seconds(30.0) == 1.0
+
+
+async def test_a_message_that_fails_to_be_held_does_not_end_the_puller(stream: str) -> None:
+    """Whatever one message raises, the partition goes on (the message comes back later)."""
+    intake = maker(stream)(partitions=1, ack_wait=1.0)
+    assert isinstance(intake, NatsIntake)
+    hold, failed = intake._hold, []
+
+    def failing_once(part: Any, message: Any) -> None:
+        if not failed:
+            failed.append(message)
+            raise RuntimeError("unreadable")
+        hold(part, message)
+
+    intake._hold = failing_once  # type: ignore[method-assign]
+    await intake.start()
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        await cases.append_events(intake, "h", 2, rooms=1)
+        records = await cases.take_n(intake, 2)
+        assert sorted(r.event_id for r in records) == ["h0", "h1"] and failed
+        await intake.ack_many(records)
+    finally:
+        await intake.close()
