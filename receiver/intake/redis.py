@@ -67,6 +67,7 @@ class _Tenure:
     ready: deque[IntakeRecord] = field(default_factory=deque)
     in_hand: set[Any] = field(default_factory=set)  # entry ids handed out, not acked/dropped
     claimed: bool = False
+    claim_from: Any = "0-0"  # where the takeover's claim goes on after a failed round
 
 
 def _ref(record: IntakeRecord) -> tuple[_Tenure, Any]:
@@ -273,12 +274,13 @@ class RedisIntake(Intake):
 
     async def _claim(self, tenure: _Tenure) -> None:
         """Everything still pending in the partition (a previous owner's), in entry order."""
-        client, stream, start = self._redis(), self.stream_key(tenure.partition), "0-0"
+        client, stream = self._redis(), self.stream_key(tenure.partition)
         while True:
+            start = tenure.claim_from
             reply = await client.xautoclaim(stream, GROUP, self.replica_id, 0, start, count=500)
-            start, entries = reply[0], reply[1]
+            tenure.claim_from, entries = reply[0], reply[1]
             self._queue(tenure, entries)
-            if start in (b"0-0", "0-0"):
+            if tenure.claim_from in (b"0-0", "0-0"):
                 break
         tenure.claimed = True
         await self._forget_idle_consumers(stream)

@@ -245,3 +245,37 @@ async def test_idle_consumers_of_replicas_gone_are_deleted(prefix: str) -> None:
     finally:
         await intake.close()
         await client.aclose()
+
+
+async def test_a_takeover_claim_that_fails_midway_hands_each_entry_out_once(prefix: str) -> None:
+    intake = maker(prefix)(partitions=1)
+    assert isinstance(intake, RedisIntake)
+    client = aioredis.from_url(REDIS_URL)
+    stream = intake.stream_key(0)
+    await client.xgroup_create(stream, "receiver", id="0", mkstream=True)
+    for n in range(3):
+        await client.xadd(stream, {"id": f"c{n}", "room": "room", "at": "1.0", "data": b"{}"})
+    await client.xreadgroup("receiver", "dead-replica", {stream: ">"}, count=3)
+    await intake.start()
+    assert intake._client is not None
+    xautoclaim, calls = intake._client.xautoclaim, 0
+
+    async def one_at_a_time_failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise redis.exceptions.ConnectionError("connection reset")
+        return await xautoclaim(*args, **{**kwargs, "count": 1})
+
+    intake._client.xautoclaim = one_at_a_time_failing_once  # type: ignore[method-assign]
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        records: list[Any] = []
+        for _ in range(20):
+            with contextlib.suppress(IntakeUnavailable):
+                records.extend(await intake.take(10, wait_seconds=0.1))
+        assert [r.event_id for r in records] == ["c0", "c1", "c2"]
+        await intake.ack_many(records)
+    finally:
+        await intake.close()
+        await client.aclose()
