@@ -24,7 +24,11 @@ class IntakeUnavailable(Exception):
 
 @dataclass(slots=True)
 class IntakeRecord:
-    """One stored event: ``ref`` identifies it to :meth:`Intake.ack`."""
+    """One stored event: ``ref`` identifies it to :meth:`Intake.ack`.
+
+    ``defect`` says why a stored entry could not be read back (a field missing or
+    malformed): the pipeline dead-letters such a record with its raw ``payload``.
+    """
 
     ref: object
     event_id: str
@@ -33,6 +37,7 @@ class IntakeRecord:
     payload: bytes
     # The decoded payload, when the record never left this process (saves a decode).
     envelope: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    defect: str = ""
 
 
 class Intake(ABC):

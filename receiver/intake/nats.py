@@ -4,9 +4,11 @@
 returns once JetStream acknowledged it (file storage, ``replicas`` copies); a PubAck flagged
 ``duplicate`` means the event was stored already, by this or another replica, within the
 stream's duplicate window. That window must cover the replay window: with
-``dedup_window_seconds = 0`` it is derived, widened to the longest replay window an append
-carries (241 s with the default ``auth.tolerance_seconds``). The stream holds at most
-``max_pending`` events (discard new): beyond that append raises IntakeFull.
+``dedup_window_seconds = 0`` it is derived (:mod:`receiver.intake.nats_stream`). A server
+forgets the ids of acked events when it restarts, so each stored id also gets a replay
+marker that outlives it (:mod:`receiver.intake.nats_replay`), checked before the publish;
+a copy arriving while the first is being stored waits for its outcome. The stream holds at
+most ``max_pending`` events (discard new): beyond that append raises IntakeFull.
 
 Each partition has one durable pull consumer (explicit acks, ``ack_wait``, at most
 ``max_ack_pending`` in hand), read only by the replica holding the partition's lease, a key
@@ -14,7 +16,9 @@ of the ``<stream>_leases`` key-value bucket whose TTL is the lease TTL (see
 :mod:`receiver.intake.partitions`). A replica taking a partition over deletes and recreates
 its consumer: as the stream is a work queue, the new consumer starts at the oldest event
 not yet acked, so what the previous owner had in hand comes first, in stream order, and
-newer events after it. Events in hand are kept from redelivery with progress acks.
+newer events after it. Events in hand are kept from redelivery with progress acks. An
+ack retried after a partial failure counts each event once; a message whose headers do
+not read back is handed out as a record with a ``defect``, for the pipeline to dead-letter.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -31,23 +36,21 @@ from urllib.parse import quote, unquote
 import nats
 import nats.errors
 import nats.js.errors
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
-from receiver.intake.nats_leases import NatsLeases
-from receiver.intake.partitions import PartitionLeases, default_replica_id, partition_of
+from receiver.intake.in_progress import AppendsInProgress
+from receiver.intake.nats_leases import NatsLeases, open_lease_bucket
+from receiver.intake.nats_stream import IntakeStream
+from receiver.intake.partitions import (
+    PartitionLeases,
+    default_replica_id,
+    partition_of,
+    poll_seconds,
+)
 
 log = logging.getLogger("receiver.intake.nats")
 
-DERIVED_WINDOW_SECONDS = 241.0
 _ERRORS = (nats.errors.Error, asyncio.TimeoutError, OSError)
 _ROOM, _AT = "Receiver-Room", "Receiver-At"
 
@@ -62,6 +65,12 @@ class _Part:
     space: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     stopping: bool = False
+
+
+def _ref(record: IntakeRecord) -> tuple[_Part, int, Any]:
+    ref: Any = record.ref
+    assert isinstance(ref[0], _Part)
+    return ref[0], ref[1], ref[2]
 
 
 class NatsIntake(Intake):
@@ -89,15 +98,15 @@ class NatsIntake(Intake):
         self._replicas = replicas
         self.replica_id = replica_id or default_replica_id()
         self._ttl = lease_ttl
+        self._poll = poll_seconds(lease_ttl)
         self._ack_wait = ack_wait
-        self._fixed_window = dedup_window
-        self._window = dedup_window or DERIVED_WINDOW_SECONDS
+        self._dedup_window = dedup_window
         self._max_ack_pending = max_ack_pending
         self._timeout = timeout
         self._nc: Any = None
         self._js: Any = None
-        self._config: StreamConfig | None = None
-        self._widening = asyncio.Lock()
+        self._setup: IntakeStream | None = None
+        self._appending = AppendsInProgress()
         self._parts: dict[int, _Part] = {}
         self._stopped: list[_Part] = []
         self._queue: asyncio.Queue[tuple[_Part, IntakeRecord]] = asyncio.Queue()
@@ -129,8 +138,13 @@ class NatsIntake(Intake):
                 self._timeout * 2,
             )
             self._js = self._nc.jetstream(timeout=self._timeout)
-            await self._ensure_stream()
-            kv = await self._lease_bucket()
+            self._setup = IntakeStream(
+                self._js, self._stream, replicas=self._replicas,
+                max_pending=self._max_pending, dedup_window=self._dedup_window,
+            )  # fmt: skip
+            await self._setup.ensure()
+            bucket = f"{self._stream}_leases"
+            kv = await open_lease_bucket(self._js, bucket, self._ttl, self._replicas)
             await self.refresh_stats()
         except _ERRORS as error:
             if self._nc is not None:
@@ -148,39 +162,6 @@ class NatsIntake(Intake):
         )
         self.leases.start()
         self._progress = asyncio.get_running_loop().create_task(self._keep_in_progress())
-
-    async def _ensure_stream(self) -> None:
-        try:
-            existing = await self._js.stream_info(self._stream)
-        except nats.js.errors.NotFoundError:
-            existing = None
-        if existing is not None and not self._fixed_window:
-            current = float(existing.config.duplicate_window or 0)
-            self._window = max(self._window, current)
-        self._config = StreamConfig(
-            name=self._stream,
-            subjects=[f"{self._stream}.p.*"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            num_replicas=self._replicas,
-            duplicate_window=self._window,
-            max_msgs=self._max_pending,
-            discard=DiscardPolicy.NEW,
-        )
-        if existing is None:
-            await self._js.add_stream(self._config)
-        else:
-            await self._js.update_stream(self._config)
-
-    async def _lease_bucket(self) -> Any:
-        bucket = f"{self._stream}_leases"
-        try:
-            return await self._js.create_key_value(
-                bucket=bucket, history=1, ttl=self._ttl, replicas=self._replicas
-            )
-        except nats.js.errors.BadRequestError:  # exists with another TTL: use it as it is
-            log.warning("lease bucket %s exists with other settings; using it", bucket)
-            return await self._js.key_value(bucket)
 
     async def close(self) -> None:
         """Release the leases (the partitions move on at once) and disconnect.
@@ -212,42 +193,39 @@ class NatsIntake(Intake):
         replay_until: float,
         envelope: dict[str, Any] | None = None,
     ) -> bool:
-        if self._js is None:
+        setup = self._setup
+        if self._js is None or setup is None:
             raise IntakeUnavailable("the nats intake is not started")
-        needed = replay_until - time.time()
-        if not self._fixed_window and needed > self._window:
-            await self._widen(needed)
+        try:
+            await setup.cover(replay_until - time.time())
+        except _ERRORS as error:
+            raise IntakeUnavailable(f"duplicate window not widened: {error!r}") from None
+        markers = setup.markers
         partition = partition_of(room_id, self._partitions)
         headers = {"Nats-Msg-Id": event_id, _ROOM: quote(room_id), _AT: repr(received_at)}
-        try:
-            ack = await self._js.publish(
-                self.subject(partition), payload, timeout=self._timeout, headers=headers
-            )
-        except nats.js.errors.APIError as error:
-            if "maximum messages" in str(error.description):
-                raise IntakeFull(f"{self._max_pending} events pending") from None
-            raise IntakeUnavailable(f"nats intake append failed: {error!r}") from None
-        except _ERRORS as error:
-            raise IntakeUnavailable(f"nats intake append failed: {error!r}") from None
-        if ack.duplicate:
-            return False
-        self._depth += 1
-        if self._oldest is None:
-            self._oldest = received_at
-        return True
 
-    async def _widen(self, needed: float) -> None:
-        async with self._widening:
-            if needed <= self._window or self._config is None:
-                return
-            window = float(math.ceil(needed / 60) * 60)
-            self._config.duplicate_window = window
+        async def store() -> bool:
             try:
-                await self._js.update_stream(self._config)
+                if await markers.seen(event_id):
+                    return False
+                ack = await self._js.publish(
+                    self.subject(partition), payload, timeout=self._timeout, headers=headers
+                )
+                await markers.mark(event_id)  # stored, or found stored: either way marked
+            except nats.js.errors.APIError as error:
+                if "maximum messages" in str(error.description):
+                    raise IntakeFull(f"{self._max_pending} events pending") from None
+                raise IntakeUnavailable(f"nats intake append failed: {error!r}") from None
             except _ERRORS as error:
-                raise IntakeUnavailable(f"duplicate window not widened: {error!r}") from None
-            self._window = window
-            log.info("intake duplicate window widened to %.0f s", window)
+                raise IntakeUnavailable(f"nats intake append failed: {error!r}") from None
+            if ack.duplicate:
+                return False
+            self._depth += 1
+            if self._oldest is None:
+                self._oldest = received_at
+            return True
+
+        return await self._appending.once(event_id, store)
 
     async def _acquired(self, partition: int) -> None:
         name = self.consumer(partition)
@@ -300,7 +278,7 @@ class NatsIntake(Intake):
                         await asyncio.wait_for(part.space.wait(), 0.2)
                     continue
                 try:
-                    messages = await sub.fetch(min(room, 256), timeout=1.0)
+                    messages = await sub.fetch(min(room, 256), timeout=self._poll)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue  # nothing new
                 except _ERRORS as error:
@@ -308,7 +286,10 @@ class NatsIntake(Intake):
                     await asyncio.sleep(1.0)
                     continue
                 for message in messages:
-                    self._hold(part, message)
+                    try:
+                        self._hold(part, message)
+                    except Exception as error:  # one message must not end the puller
+                        log.error("unreadable intake message: %r", error)
         finally:
             with contextlib.suppress(TimeoutError, *_ERRORS):
                 await asyncio.wait_for(sub.unsubscribe(), self._timeout)
@@ -319,13 +300,16 @@ class NatsIntake(Intake):
             return  # redelivered while still in hand: it is handed out once
         part.in_hand[seq] = message
         headers = message.headers or {}
-        record = IntakeRecord(
-            (part, seq, message),
-            headers.get("Nats-Msg-Id", ""),
-            unquote(headers.get(_ROOM, "")),
-            float(headers.get(_AT, "0")),
-            message.data,
-        )
+        event_id, room = headers.get("Nats-Msg-Id", ""), headers.get(_ROOM, "")
+        try:
+            record = IntakeRecord(
+                (part, seq, message), event_id, unquote(room, errors="strict"),
+                float(headers.get(_AT, "0")), message.data,
+            )  # fmt: skip
+        except ValueError as error:  # UnicodeDecodeError is a ValueError
+            log.error("malformed intake message", extra={"seq": seq, "error": repr(error)})
+            ref = (part, seq, message)
+            record = IntakeRecord(ref, event_id, room, 0.0, message.data, defect=repr(error))
         self._queue.put_nowait((part, record))
 
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
@@ -344,23 +328,39 @@ class NatsIntake(Intake):
                     break
             current = self._parts.get(part.partition) is part
             if not current or self.leases is None or not self.leases.usable(part.partition):
-                assert isinstance(record.ref, tuple)
-                part.in_hand.pop(record.ref[1], None)
+                part.in_hand.pop(_ref(record)[1], None)
                 continue  # the partition moved on: its next owner delivers it
             part.taken += 1
             records.append(record)
         return records
 
+    def holds(self, record: IntakeRecord) -> bool:
+        """Whether the record's partition is still held, by the puller that fetched it."""
+        part, seq, _ = _ref(record)
+        leases = self.leases
+        current = self._parts.get(part.partition) is part and seq in part.in_hand
+        return current and leases is not None and leases.held(part.partition)
+
+    def drop(self, records: Sequence[IntakeRecord]) -> None:
+        """Forget records no longer held, unacked: the partition's next owner delivers them."""
+        for record in records:
+            part, seq, _ = _ref(record)
+            if part.in_hand.pop(seq, None) is not None:
+                part.taken -= 1
+                part.space.set()
+
     async def ack(self, record: IntakeRecord) -> None:
-        assert isinstance(record.ref, tuple)
-        part, seq, message = record.ref
-        assert isinstance(part, _Part)
+        part, seq, message = _ref(record)
+        if seq not in part.in_hand:
+            return  # acked already (by an earlier try of this batch) or dropped
         try:
             if self._parts.get(part.partition) is part:
                 await message.ack_sync(timeout=self._timeout)
             else:  # the partition moved on; its consumer may be new: no reply to wait for
                 with contextlib.suppress(*_ERRORS):
                     await message.ack()
+        except nats.errors.MsgAlreadyAckdError:
+            pass  # the server has it: done
         except _ERRORS as error:
             if self._parts.get(part.partition) is part:
                 raise IntakeUnavailable(f"nats intake ack failed: {error!r}") from None
@@ -385,7 +385,8 @@ class NatsIntake(Intake):
         if self._depth:
             with contextlib.suppress(*_ERRORS):
                 first = await self._js.get_msg(self._stream, seq=info.state.first_seq)
-                self._oldest = float((first.headers or {}).get(_AT, "0")) or None
+                with contextlib.suppress(ValueError):
+                    self._oldest = float((first.headers or {}).get(_AT, "0")) or None
 
     def depth(self) -> int:
         return self._depth

@@ -10,9 +10,21 @@ so no consumer is made per round); a replica that stops purges its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import nats.js.errors
+
+log = logging.getLogger("receiver.intake.nats")
+
+
+async def open_lease_bucket(js: Any, bucket: str, ttl: float, replicas: int) -> Any:
+    """The lease bucket, created with the lease TTL (an existing one is used as it is)."""
+    try:
+        return await js.create_key_value(bucket=bucket, history=1, ttl=ttl, replicas=replicas)
+    except nats.js.errors.BadRequestError:
+        log.warning("lease bucket %s exists with other settings; using it", bucket)
+        return await js.key_value(bucket)
 
 
 class NatsLeases:

@@ -7,10 +7,13 @@ their last renewal, so the partitions of a replica that died are taken over by t
 
 Each replica claims at most ``ceil(partitions / live replicas)`` partitions (live replicas
 are counted from heartbeats that expire like the leases); a replica holding more than its
-share stops taking new events from the surplus, waits until what it handed out was acked
-(or ``drain_seconds`` passed) and releases them. A replica uses a lease only while it is
-sure to still hold it: until ``2/3 ttl`` after the last successful renewal (renewals run
-every ``ttl / 3``), so a replica cut off from the broker stops before another takes over.
+share stops taking new events from the surplus and releases each once nothing it handed
+out of it is in hand: acked, or given back once ``drain_seconds`` passed (from then on
+its records are no longer :meth:`PartitionLeases.held`, so the pipeline gives them up).
+A replica uses a lease only while it is sure to still hold it: until ``2/3 ttl`` after the
+last successful renewal (renewals run every ``ttl / 3``), so a replica cut off from the
+broker stops before another takes over. A read from the broker that may still hand over
+entries must end within the rest of that third (see :func:`poll_seconds`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ log = logging.getLogger("receiver.intake.leases")
 def partition_of(room_id: str, partitions: int) -> int:
     """The partition of a room: ``crc32(room_id) % partitions``."""
     return zlib.crc32(room_id.encode()) % partitions
+
+
+def poll_seconds(ttl: float) -> float:
+    """The longest a blocking read of a partition may wait: under a third of the lease TTL.
+
+    A read started while the lease was usable ends before the lease can expire at the
+    broker, so what it hands over is never read after another replica took the partition
+    over (and claimed what was pending then).
+    """
+    return min(1.0, ttl / 4)
 
 
 def default_replica_id() -> str:
@@ -113,6 +126,18 @@ class PartitionLeases:
         until = self._valid_until.get(partition)
         return until is not None and until > time.monotonic() and partition not in self._draining
 
+    def held(self, partition: int) -> bool:
+        """Whether events of ``partition`` already handed out may still be delivered.
+
+        True while the lease is valid, and for a draining partition until its drain time
+        is up.
+        """
+        until = self._valid_until.get(partition)
+        if until is None or until <= time.monotonic():
+            return False
+        deadline = self._draining.get(partition)
+        return deadline is None or time.monotonic() <= deadline
+
     def start(self) -> None:
         """Run the renewal loop on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="intake-leases")
@@ -160,8 +185,8 @@ class PartitionLeases:
                 break
             self._draining.setdefault(partition, time.monotonic() + self._drain_seconds)
             self.changed.set()
-        for partition, deadline in list(self._draining.items()):
-            if self._in_hand(partition) == 0 or time.monotonic() > deadline:
+        for partition in list(self._draining):
+            if self._in_hand(partition) == 0:  # past the deadline, the pipeline gives up
                 await self._store.release(partition)
                 self._drop(partition)
         for offset in range(self._partitions):

@@ -1,17 +1,23 @@
 """The Redis Streams intake: one stream per partition, one consumer group, shared by replicas.
 
-``append`` first sets a replay marker ``<stream>:seen:<event id>`` with ``SET NX`` and a TTL
-that ends with the event's replay window, then ``XADD``s the event to the stream of its
-partition (``<stream>:p:<n>``); a marker already present means the event is stored already
-(by this or another replica) and nothing is added. If the ``XADD`` fails the marker is
-deleted again, so the retry the 503 asks for can store it. With ``replicas`` > 1 the append
-also waits (``WAIT``) until that many Redis servers have the entry.
+``append`` runs one script: unless the replay marker ``<stream>:seen:<event id>`` exists,
+it ``XADD``s the event to the stream of its partition (``<stream>:p:<n>``) and sets the
+marker with a TTL that ends with the event's replay window. A script runs whole or not at
+all, so a replica killed mid-append leaves neither a marker without its entry (a replay
+answered ``duplicate`` for an event never stored) nor an entry without its marker; a
+marker present means the event is stored already, by this or another replica. A copy
+arriving in this process while the first is being stored waits for its outcome (see
+:mod:`receiver.intake.in_progress`). With ``replicas`` > 1 the append also waits
+(``WAIT``) until that many Redis servers have the entry.
 
 Partitions are consumed by the replica holding their lease (``<stream>:lease:<n>``, see
 :mod:`receiver.intake.partitions`). A replica that takes a partition over first claims every
 entry still pending in the group (``XAUTOCLAIM``, in entry order; the lease guarantees the
-previous owner stopped reading) and hands those out before reading new entries (``>``), so
-a room's events stay in order. ``ack`` removes the entry (``XACK`` + ``XDEL``).
+previous owner stopped reading), deletes the group's idle consumers left with nothing
+pending (those of replicas gone) and hands the claimed entries out before reading new ones
+(``>``), so a room's events stay in order. ``ack`` removes entries (``XACK`` + ``XDEL``);
+an ack retried after a partial failure counts each entry once. An entry that cannot be read
+back is handed out as a record with a ``defect``, for the pipeline to dead-letter.
 """
 
 from __future__ import annotations
@@ -20,73 +26,74 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
-from receiver.intake.partitions import PartitionLeases, default_replica_id, partition_of
+from receiver.intake.in_progress import AppendsInProgress
+from receiver.intake.partitions import (
+    PartitionLeases,
+    default_replica_id,
+    partition_of,
+    poll_seconds,
+)
+from receiver.intake.redis_leases import RedisLeases
 
 log = logging.getLogger("receiver.intake.redis")
 
 GROUP = "receiver"
 _ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_HEARTBEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[2] * 10)
-return redis.call('ZCARD', KEYS[1])
+# KEYS: marker, stream; ARGV: marker TTL in ms (0: no marker), then the entry's fields.
+# XADD comes first: a failing XADD aborts the script before anything was written.
+_APPEND = """
+local ttl = tonumber(ARGV[1])
+if ttl > 0 and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+if ttl > 0 then redis.call('SET', KEYS[1], '1', 'PX', ttl) end
+return 1
 """
 
 
-class RedisLeases:
-    """Leases as ``SET NX PX`` keys renewed by compare-and-set; heartbeats in a sorted set."""
+@dataclass(eq=False)
+class _Tenure:
+    """One holding of a partition by this replica, from its lease's acquisition to its loss."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, replica_id: str, ttl: float) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._me = replica_id
-        self._ttl_ms = max(1, int(ttl * 1000))
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-        self._heartbeat = client.register_script(_HEARTBEAT)
+    partition: int
+    ready: deque[IntakeRecord] = field(default_factory=deque)
+    in_hand: set[Any] = field(default_factory=set)  # entry ids handed out, not acked/dropped
+    claimed: bool = False
+    claim_from: Any = "0-0"  # where the takeover's claim goes on after a failed round
 
-    def key(self, partition: int) -> str:
-        """The lease key of one partition."""
-        return f"{self._prefix}:lease:{partition}"
 
-    async def acquire(self, partition: int) -> bool:
-        """``SET lease NX PX ttl``."""
-        return bool(await self._client.set(self.key(partition), self._me, nx=True, px=self._ttl_ms))
+def _ref(record: IntakeRecord) -> tuple[_Tenure, Any]:
+    ref: Any = record.ref
+    assert isinstance(ref[0], _Tenure)
+    return ref[0], ref[1]
 
-    async def renew(self, partition: int) -> bool:
-        """``PEXPIRE`` the lease if it still names this replica."""
-        return bool(await self._renew(keys=[self.key(partition)], args=[self._me, self._ttl_ms]))
 
-    async def release(self, partition: int) -> None:
-        """Delete the lease if it still names this replica."""
-        await self._release(keys=[self.key(partition)], args=[self._me])
-
-    async def heartbeat(self) -> int:
-        """Refresh this replica in ``<stream>:replicas``; how many refreshed within the TTL."""
-        key = f"{self._prefix}:replicas"
-        return int(await self._heartbeat(keys=[key], args=[self._me, self._ttl_ms]))
-
-    async def leave(self) -> None:
-        """Remove this replica from the live set."""
-        await self._client.zrem(f"{self._prefix}:replicas", self._me)
+def entry_record(tenure: _Tenure, entry_id: Any, fields: dict[bytes, bytes]) -> IntakeRecord:
+    """The record of one stream entry; a malformed one carries its ``defect``."""
+    try:
+        return IntakeRecord(
+            (tenure, entry_id),
+            fields[b"id"].decode(),
+            fields[b"room"].decode(),
+            float(fields[b"at"]),
+            fields[b"data"],
+        )
+    except (KeyError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        log.error(
+            "malformed intake entry", extra={"partition": tenure.partition, "error": repr(error)}
+        )
+        event_id = fields.get(b"id", b"").decode("utf-8", "replace")
+        room = fields.get(b"room", b"").decode("utf-8", "replace")
+        data = fields.get(b"data", b"")
+        return IntakeRecord((tenure, entry_id), event_id, room, 0.0, data, defect=repr(error))
 
 
 class RedisIntake(Intake):
@@ -113,12 +120,13 @@ class RedisIntake(Intake):
         self.replica_id = replica_id or default_replica_id()
         self._timeout = timeout
         self._client: aioredis.Redis | None = None
+        self._append_script: Any = None
         self._ttl = lease_ttl
+        self._poll = poll_seconds(lease_ttl)
         self._drain_seconds = drain_seconds
         self.leases: PartitionLeases | None = None
-        self._ready: dict[int, deque[IntakeRecord]] = {}
-        self._claimed: set[int] = set()
-        self._taken: dict[int, int] = {}
+        self._tenures: dict[int, _Tenure] = {}
+        self._appending = AppendsInProgress()
         self._depth = 0
         self._oldest: float | None = None
         self._healthy = False
@@ -131,6 +139,11 @@ class RedisIntake(Intake):
         """The replay marker of one event id."""
         return f"{self._stream}:seen:{event_id}"
 
+    def in_hand(self, partition: int) -> int:
+        """Records of ``partition`` handed out and neither acked nor dropped."""
+        tenure = self._tenures.get(partition)
+        return len(tenure.in_hand) if tenure is not None else 0
+
     async def start(self) -> None:
         """Connect, create the consumer groups and start keeping this replica's leases."""
         self._client = aioredis.from_url(
@@ -139,6 +152,7 @@ class RedisIntake(Intake):
             socket_connect_timeout=self._timeout,
             health_check_interval=10,
         )
+        self._append_script = self._client.register_script(_APPEND)
         try:
             for partition in range(self._partitions):
                 with contextlib.suppress(redis.exceptions.ResponseError):  # BUSYGROUP
@@ -159,7 +173,7 @@ class RedisIntake(Intake):
             drain_seconds=self._drain_seconds,
             on_acquired=self._acquired,
             on_lost=self._lost,
-            in_hand=lambda p: self._taken.get(p, 0),
+            in_hand=self.in_hand,
         )
         self.leases.start()
 
@@ -178,12 +192,10 @@ class RedisIntake(Intake):
         return self._client
 
     async def _acquired(self, partition: int) -> None:
-        self._ready[partition] = deque()
-        self._claimed.discard(partition)
+        self._tenures[partition] = _Tenure(partition)
 
     def _lost(self, partition: int) -> None:
-        self._ready.pop(partition, None)
-        self._claimed.discard(partition)
+        self._tenures.pop(partition, None)
 
     async def append(
         self,
@@ -199,28 +211,28 @@ class RedisIntake(Intake):
             await self.refresh_stats()
             if self._depth >= self._max_pending:
                 raise IntakeFull(f"{self._max_pending} events pending")
-        marker = self.seen_key(event_id)
-        ttl_ms = int((replay_until - time.time()) * 1000)
-        try:
-            if ttl_ms > 0 and not await client.set(marker, b"1", nx=True, px=ttl_ms):
-                return False
+
+        async def store() -> bool:
+            ttl_ms = max(0, int((replay_until - time.time()) * 1000))
             stream = self.stream_key(partition_of(room_id, self._partitions))
-            fields: Any = {"id": event_id, "room": room_id, "at": repr(received_at)}
-            fields["data"] = payload
-            await client.xadd(stream, fields)
-        except _ERRORS as error:
-            self._healthy = False
-            if ttl_ms > 0:
-                with contextlib.suppress(*_ERRORS):
-                    await client.delete(marker)
-            raise IntakeUnavailable(f"redis intake append failed: {error!r}") from None
-        self._healthy = True
-        self._depth += 1
-        if self._oldest is None:
-            self._oldest = received_at
-        if self._replicas > 1:
-            await self._wait_for_replicas(client)
-        return True
+            fields = [b"id", event_id, b"room", room_id, b"at", repr(received_at), b"data", payload]
+            try:
+                added = await self._append_script(
+                    keys=[self.seen_key(event_id), stream], args=[ttl_ms, *fields]
+                )
+            except _ERRORS as error:
+                self._healthy = False
+                raise IntakeUnavailable(f"redis intake append failed: {error!r}") from None
+            self._healthy = True
+            if added:
+                self._depth += 1
+                if self._oldest is None:
+                    self._oldest = received_at
+            if self._replicas > 1:  # a duplicate too: its first copy's WAIT may have failed
+                await self._wait_for_replicas(client)
+            return bool(added)
+
+        return await self._appending.once(event_id, store)
 
     async def _wait_for_replicas(self, client: aioredis.Redis) -> None:
         try:
@@ -237,16 +249,18 @@ class RedisIntake(Intake):
         owned = leases.owned()
         try:
             for partition in owned:
-                if partition not in self._claimed:
-                    await self._claim(partition)
+                tenure = self._tenures.get(partition)
+                if tenure is not None and not tenure.claimed:
+                    await self._claim(tenure)
             records = self._pop_ready(owned, limit)
             if records:
                 return records
-            reading = [p for p in owned if not self._ready.get(p)]
+            reading = [p for p in leases.owned() if p in self._tenures]
+            reading = [p for p in reading if not self._tenures[p].ready]
             if not reading:
                 await self._idle(wait_seconds)
                 return []
-            await self._read(reading, limit, wait_seconds)
+            await self._read(reading, limit, min(wait_seconds, self._poll))
         except _ERRORS as error:
             self._healthy = False
             raise IntakeUnavailable(f"redis intake read failed: {error!r}") from None
@@ -258,67 +272,104 @@ class RedisIntake(Intake):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.leases.changed.wait(), wait_seconds)
 
-    async def _claim(self, partition: int) -> None:
+    async def _claim(self, tenure: _Tenure) -> None:
         """Everything still pending in the partition (a previous owner's), in entry order."""
-        client, stream, start = self._redis(), self.stream_key(partition), "0-0"
+        client, stream = self._redis(), self.stream_key(tenure.partition)
         while True:
+            start = tenure.claim_from
             reply = await client.xautoclaim(stream, GROUP, self.replica_id, 0, start, count=500)
-            start, entries = reply[0], reply[1]
-            self._queue(partition, entries)
-            if start in (b"0-0", "0-0"):
+            tenure.claim_from, entries = reply[0], reply[1]
+            self._queue(tenure, entries)
+            if tenure.claim_from in (b"0-0", "0-0"):
                 break
-        self._claimed.add(partition)
+        tenure.claimed = True
+        await self._forget_idle_consumers(stream)
 
-    async def _read(self, partitions: list[int], limit: int, wait_seconds: float) -> None:
+    async def _forget_idle_consumers(self, stream: str) -> None:
+        """Delete the group's consumers with nothing pending and idle beyond the lease TTL.
+
+        Each start of a replica is a new consumer name: without this, the consumers of
+        replicas gone would pile up for good. Only the lease holder reads a partition, and
+        this replica holds it now, so none of them can take an entry meanwhile.
+        """
+        client = self._redis()
+        for consumer in await client.xinfo_consumers(stream, GROUP):
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            idle_ms = int(consumer["idle"])
+            if name == self.replica_id or consumer["pending"] or idle_ms < self._ttl * 1000:
+                continue
+            await client.xgroup_delconsumer(stream, GROUP, name)
+            log.info("idle consumer %s of %s deleted", name, stream)
+
+    async def _read(self, partitions: list[int], limit: int, block_seconds: float) -> None:
         streams: Any = {self.stream_key(p): ">" for p in partitions}
-        block = int(wait_seconds * 1000) or None
+        tenures = {self.stream_key(p): self._tenures[p] for p in partitions}
+        block = int(block_seconds * 1000) or None
         reply: Any = await self._redis().xreadgroup(
             GROUP, self.replica_id, streams, count=max(1, limit), block=block
         )
-        by_key = {self.stream_key(p): p for p in partitions}
         for name, entries in reply or []:
-            partition = by_key[name.decode() if isinstance(name, bytes) else str(name)]
-            if self.leases is not None and self.leases.usable(partition):
-                self._queue(partition, entries)  # else the next owner claims them
+            tenure = tenures[name.decode() if isinstance(name, bytes) else str(name)]
+            if self._tenures.get(tenure.partition) is tenure:
+                self._queue(tenure, entries)  # else the next owner claims them
 
-    def _queue(self, partition: int, entries: list[Any]) -> None:
-        ready = self._ready.setdefault(partition, deque())
+    def _queue(self, tenure: _Tenure, entries: list[Any]) -> None:
         for entry_id, fields in entries:
-            if not fields:
-                continue  # deleted meanwhile
-            ready.append(
-                IntakeRecord(
-                    (partition, entry_id),
-                    fields[b"id"].decode(),
-                    fields[b"room"].decode(),
-                    float(fields[b"at"]),
-                    fields[b"data"],
-                )
-            )
+            if fields:  # else deleted meanwhile
+                tenure.ready.append(entry_record(tenure, entry_id, fields))
 
     def _pop_ready(self, owned: list[int], limit: int) -> list[IntakeRecord]:
         records: list[IntakeRecord] = []
         for partition in owned:
-            ready = self._ready.get(partition)
-            while ready and len(records) < limit:
-                records.append(ready.popleft())
-                self._taken[partition] = self._taken.get(partition, 0) + 1
+            tenure = self._tenures.get(partition)
+            while tenure is not None and tenure.ready and len(records) < limit:
+                record = tenure.ready.popleft()
+                tenure.in_hand.add(_ref(record)[1])
+                records.append(record)
         return records
 
+    def holds(self, record: IntakeRecord) -> bool:
+        """Whether the record's partition is still held, in the tenure that handed it out."""
+        tenure, entry_id = _ref(record)
+        leases = self.leases
+        return (
+            self._tenures.get(tenure.partition) is tenure
+            and entry_id in tenure.in_hand
+            and leases is not None
+            and leases.held(tenure.partition)
+        )
+
+    def drop(self, records: Sequence[IntakeRecord]) -> None:
+        """Forget records no longer held: they stay pending for the partition's next owner."""
+        for record in records:
+            tenure, entry_id = _ref(record)
+            tenure.in_hand.discard(entry_id)
+
     async def ack(self, record: IntakeRecord) -> None:
-        assert isinstance(record.ref, tuple)
-        partition, entry_id = record.ref
-        stream = self.stream_key(partition)
+        await self.ack_many([record])
+
+    async def ack_many(self, records: Sequence[IntakeRecord]) -> None:
+        """``XACK`` + ``XDEL`` of every record in one transaction; each is counted once."""
+        by_tenure: dict[_Tenure, list[Any]] = defaultdict(list)
+        for record in records:
+            tenure, entry_id = _ref(record)
+            by_tenure[tenure].append(entry_id)
         try:
             async with self._redis().pipeline(transaction=True) as pipe:
-                pipe.xack(stream, GROUP, entry_id)
-                pipe.xdel(stream, entry_id)
+                for tenure, entry_ids in by_tenure.items():
+                    stream = self.stream_key(tenure.partition)
+                    pipe.xack(stream, GROUP, *entry_ids)
+                    pipe.xdel(stream, *entry_ids)
                 await pipe.execute()
         except _ERRORS as error:
             self._healthy = False
             raise IntakeUnavailable(f"redis intake ack failed: {error!r}") from None
-        self._taken[partition] = max(0, self._taken.get(partition, 0) - 1)
-        self._depth = max(0, self._depth - 1)
+        for tenure, entry_ids in by_tenure.items():
+            for entry_id in entry_ids:
+                if entry_id in tenure.in_hand:  # not counted by an earlier try of this ack
+                    tenure.in_hand.discard(entry_id)
+                    self._depth = max(0, self._depth - 1)
 
     async def refresh_stats(self) -> None:
         """Sum the stream lengths; the oldest entry's receive time over the partitions."""
@@ -329,7 +380,10 @@ class RedisIntake(Intake):
                 pipe.xrange(self.stream_key(partition), count=1)
             replies = await pipe.execute()
         self._depth = sum(int(n) for n in replies[0::2])
-        firsts = [float(entries[0][1][b"at"]) for entries in replies[1::2] if entries]
+        firsts: list[float] = []
+        for entries in replies[1::2]:
+            with contextlib.suppress(KeyError, ValueError, IndexError):
+                firsts.append(float(entries[0][1][b"at"]))
         self._oldest = min(firsts) if firsts else None
         self._healthy = True
 

@@ -177,6 +177,8 @@ class Pipeline:
         room = record.room_id.encode("utf-8", "surrogatepass")
         event = InFlight(record, zlib.crc32(room) % self._lanes, {}, record.payload)
         try:
+            if record.defect:
+                raise ValueError(f"the stored entry is malformed: {record.defect}")
             envelope = record.envelope or orjson.loads(record.payload)
             if type(envelope) is not dict:
                 raise TypeError("the stored event is not a JSON object")

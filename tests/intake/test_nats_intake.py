@@ -12,6 +12,7 @@ import pytest
 
 from receiver.intake import Intake, IntakeUnavailable
 from receiver.intake.nats import NatsIntake
+from receiver.intake.partitions import poll_seconds
 from tests.brokers import NATS, NATS_URL, require_service, unique
 from tests.replicas import intake_cases as cases
 
@@ -25,7 +26,7 @@ async def stream() -> AsyncIterator[str]:
     yield name
     client = await nats.connect(NATS_URL)
     js = client.jetstream()
-    for item in (name, f"KV_{name}_leases"):
+    for item in (name, f"KV_{name}_leases", f"KV_{name}_seen"):
         with contextlib.suppress(Exception):
             await js.delete_stream(item)
     await client.close()
@@ -122,3 +123,89 @@ async def test_broker_down_is_unavailable(stream: str) -> None:
     )
     with pytest.raises(IntakeUnavailable):
         await intake.start()
+
+
+async def steal(intake: Intake, partition: int) -> None:
+    """Another replica's lease on ``partition``, as after this one's expired."""
+    assert isinstance(intake, NatsIntake)
+    client = await nats.connect(NATS_URL)
+    kv = await client.jetstream().key_value(f"{intake._stream}_leases")
+    await kv.put(f"p.{partition}", b"thief")
+    await client.close()
+
+
+async def test_lost_partition_is_not_held(stream: str) -> None:
+    await cases.case_lost_partition_not_held(maker(stream), steal)
+
+
+async def test_drain_releases_once_nothing_in_hand(stream: str) -> None:
+    await cases.case_drain_releases_once_nothing_in_hand(maker(stream), drain=2.0)
+
+
+async def test_an_ack_retried_after_a_partial_failure_counts_each_event_once(stream: str) -> None:
+    """Acks of a batch retried after one timed out: the ones already acked are done."""
+    intake = maker(stream)(partitions=1)
+    await intake.start()
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        await cases.append_events(intake, "a", 4, rooms=1)
+        records = await cases.take_n(intake, 4)
+        assert isinstance(intake, NatsIntake) and intake.leases is not None
+        await intake.ack_many(records[:1])  # the first try got this far, then timed out
+        await intake.ack_many(records[:2])  # the retry of the whole batch
+        assert intake.leases._in_hand(0) == 2
+        await intake.ack_many(records)
+        await intake.refresh_stats()
+        assert intake.depth() == 0
+    finally:
+        await intake.close()
+
+
+async def test_a_malformed_message_does_not_stop_the_partition(stream: str) -> None:
+    intake = maker(stream)(partitions=1)
+    await intake.start()
+    try:
+        assert isinstance(intake, NatsIntake)
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        client = await nats.connect(NATS_URL)
+        headers = {"Nats-Msg-Id": "bad-at", "Receiver-Room": "room", "Receiver-At": "soon"}
+        await client.jetstream().publish(intake.subject(0), b"{}", headers=headers)
+        await client.close()
+        assert await intake.append("good", "room", time.time(), b"{}", cases.until())
+        records = await cases.take_n(intake, 2)
+        assert [(r.event_id, bool(r.defect)) for r in records] == [
+            ("bad-at", True),
+            ("good", False),
+        ]
+        await intake.ack_many(records)
+    finally:
+        await intake.close()
+
+
+def test_a_fetch_ends_within_a_third_of_the_lease() -> None:
+    assert poll_seconds(0.6) < 0.2
+    assert poll_seconds(30.0) == 1.0
+
+
+async def test_a_message_that_fails_to_be_held_does_not_end_the_puller(stream: str) -> None:
+    """Whatever one message raises, the partition goes on (the message comes back later)."""
+    intake = maker(stream)(partitions=1, ack_wait=1.0)
+    assert isinstance(intake, NatsIntake)
+    hold, failed = intake._hold, []
+
+    def failing_once(part: Any, message: Any) -> None:
+        if not failed:
+            failed.append(message)
+            raise RuntimeError("unreadable")
+        hold(part, message)
+
+    intake._hold = failing_once  # type: ignore[method-assign]
+    await intake.start()
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        await cases.append_events(intake, "h", 2, rooms=1)
+        records = await cases.take_n(intake, 2)
+        assert sorted(r.event_id for r in records) == ["h0", "h1"] and failed
+        await intake.ack_many(records)
+    finally:
+        await intake.close()

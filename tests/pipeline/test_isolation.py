@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from receiver.config import PipelineSettings, RouteSettings
+from receiver.intake import IntakeRecord
 from receiver.intake.sqlite import SqliteIntake
 from receiver.metrics import Metrics
 from receiver.pipeline import UNROUTED, Pipeline
@@ -117,8 +118,11 @@ async def _run_with(
     dead: MemoryDeadLetters,
     *,
     enrich: Any = None,
+    intake: SqliteIntake | None = None,
 ) -> SqliteIntake:
-    intake = SqliteIntake(tmp_path / "intake.db", max_pending=1000, fsync=False, batch_max=64)
+    intake = intake or SqliteIntake(
+        tmp_path / "intake.db", max_pending=1000, fsync=False, batch_max=64
+    )
     await intake.start()
     for event_id, room, payload in payloads:
         await intake.append(event_id, room, time.time(), payload, time.time() + 60)
@@ -217,5 +221,36 @@ async def test_a_jsonl_file_that_cannot_be_written_fails_only_its_own_events(
         expected_ids() - expected_ids("room2")
     )
     assert {letter[2] for letter in dead.letters} == {FAST_RETRY.max_attempts}
+    assert intake.depth() == 0
+    await intake.close()
+
+
+class DefectiveIntake(SqliteIntake):
+    """Hands the record of ``defective`` out as an entry that could not be read back."""
+
+    defective = ""
+
+    async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
+        records = await super().take(limit, wait_seconds)
+        for record in records:
+            if record.event_id == self.defective:
+                record.defect = "ValueError('bad Receiver-At header')"
+        return records
+
+
+async def test_a_stored_entry_with_a_defect_is_dead_lettered(tmp_path: Path) -> None:
+    """A broker entry whose fields did not read back is dead-lettered, however its payload."""
+    sink = RecordingSink("out")
+    dead = MemoryDeadLetters()
+    payloads = stored()
+    intake = DefectiveIntake(tmp_path / "intake.db", max_pending=1000, fsync=False, batch_max=64)
+    intake.defective = payloads[4][0]
+    await _run_with(
+        tmp_path, sink, Router([RouteSettings(sinks=["out"])]), payloads, dead, intake=intake
+    )
+    assert delivered_ids(sink) == expected_ids() - {f"{ROOMS[4]}-4"}
+    ((event_id, sink_name, _, error),) = dead.letters
+    assert (event_id, sink_name) == (payloads[4][0], UNROUTED)
+    assert error.startswith("decode: ") and "malformed" in error
     assert intake.depth() == 0
     await intake.close()

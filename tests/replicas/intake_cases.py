@@ -187,3 +187,61 @@ def same_partitions(rooms: int, partitions: int) -> dict[int, list[str]]:
     for n in range(rooms):
         grouping[partition_of(f"room-{n}", partitions)].append(f"room-{n}")
     return dict(grouping)
+
+
+Steal = Callable[[Intake, int], Awaitable[None]]
+
+
+def rooms_of(partitions: int) -> dict[int, str]:
+    """One room of each partition."""
+    return {p: rooms[0] for p, rooms in same_partitions(8 * partitions, partitions).items()}
+
+
+async def case_lost_partition_not_held(make: Make, steal: Steal) -> None:
+    """Records of a partition whose lease moved on are no longer this replica's to deliver."""
+    intake = make(partitions=1)
+    await intake.start()
+    try:
+        await wait_for(lambda: owned(intake) == {0})
+        await append_events(intake, "l", 2, rooms=1)
+        records = await take_n(intake, 2)
+        assert all(intake.holds(r) for r in records)
+        await steal(intake, 0)
+        await wait_for(lambda: not any(intake.holds(r) for r in records))
+        intake.drop(records)
+        leases: Any = getattr(intake, "leases")  # noqa: B009
+        assert leases._in_hand(0) == 0
+    finally:
+        await intake.close()
+
+
+async def case_drain_releases_once_nothing_in_hand(make: Make, drain: float) -> None:
+    """A surplus partition is released only once what it handed out is acked or dropped."""
+    first = make(partitions=2)
+    await first.start()
+    await wait_for(lambda: owned(first) == {0, 1})
+    rooms = rooms_of(2)
+    for partition, room in rooms.items():
+        assert await first.append(f"d{partition}", room, time.time(), b"{}", until())
+    records = {partition_of(r.room_id, 2): r for r in await take_n(first, 2)}
+    second = make(partitions=2)
+    await second.start()
+    try:
+        leases: Any = getattr(first, "leases")  # noqa: B009
+        await wait_for(lambda: leases._draining != {})
+        (draining,) = leases._draining
+        kept = 1 - draining
+        assert first.holds(records[draining])  # within the drain time
+        await asyncio.sleep(drain + 2.0)
+        assert not first.holds(records[draining])  # drain time up: the pipeline gives it up
+        assert first.holds(records[kept])
+        assert draining not in owned(second)  # still in hand: not released
+        first.drop([records[draining]])
+        await wait_for(lambda: draining in owned(second))
+        (again,) = await take_n(second, 1)
+        assert again.event_id == f"d{draining}"
+        await second.ack(again)
+        await first.ack(records[kept])
+    finally:
+        await second.close()
+        await first.close()
