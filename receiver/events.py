@@ -1,6 +1,6 @@
 """MetaStudio callback bodies: ``{"event_type", "message"}`` with ``message`` a JSON string.
 
-The three documented event types get typed models; an unknown type is accepted and marked
+The three documented event types have their fields checked; an unknown type is accepted and marked
 (the provider may add types); anything else is a :class:`BadEvent`.
 """
 
@@ -36,33 +36,6 @@ class BadEvent(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class ShootScriptSwitch:
-    room_id: str
-    job_id: str
-    scene_script_name: str | None
-    shoot_script_sequence_no: str | None
-    shoot_script_title: str | None
-    live_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RtmpStreamStateChange:
-    room_id: str
-    job_id: str
-    output_url: str | None
-    state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyCommandFinish:
-    room_id: str
-    job_id: str
-    reply_id: str | None
-
-
-TypedMessage = ShootScriptSwitch | RtmpStreamStateChange | ReplyCommandFinish
-
 # Keys whose values are credentials of the push stream: never stored nor forwarded.
 SECRET_MESSAGE_KEYS = frozenset({"stream_key"})
 REDACTED = "[redacted]"
@@ -93,27 +66,6 @@ class Callback:
     job_id: str
 
     @property
-    def typed(self) -> TypedMessage | None:
-        """The typed view of a documented event's message (None for another type)."""
-        if not self.known:
-            return None
-        m, text = self.message, _optional_text
-        if self.event_type == EventType.SHOOT_SCRIPT_SWITCH:
-            return ShootScriptSwitch(
-                self.room_id,
-                self.job_id,
-                text(m, "scene_script_name"),
-                text(m, "shoot_script_sequence_no"),
-                text(m, "shoot_script_title"),
-                text(m, "live_id"),
-            )
-        if self.event_type == EventType.RTMP_STREAM_STATE_CHANGE:
-            return RtmpStreamStateChange(
-                self.room_id, self.job_id, text(m, "output_url"), text(m, "state")
-            )
-        return ReplyCommandFinish(self.room_id, self.job_id, text(m, "reply_id"))
-
-    @property
     def state(self) -> str | None:
         value = self.message.get("state")
         return value if isinstance(value, str) else None
@@ -124,11 +76,6 @@ def _id(value: Any) -> str:
     if isinstance(value, str):
         return value
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
-
-
-def _optional_text(message: dict[str, Any], key: str) -> str | None:
-    value = message.get(key)
-    return None if value is None else str(value)
 
 
 def _is_text(value: Any) -> bool:
