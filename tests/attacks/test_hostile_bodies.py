@@ -1,0 +1,108 @@
+"""Hostile bodies and unsigned repeats against a real ``receiver serve``.
+
+``token_target`` registers ``…/callbacks/metastudio?t=<token>`` with ``auth.type = NONE``
+(the URL carries its own proof); the signed cases use the suite's ``target``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.attacks.support import Target
+from tests.faults.support import PATH, metric, new_port, receiver_config, scan_for_secrets, started
+from tests.helpers import ReceiverProcess, callback_body, read_jsonl
+
+TOKEN = "url-token-" + uuid.uuid4().hex[:20]
+# Secrets sent inside callback bodies: none may reach the log, the sink or /metrics.
+BODY_SECRETS: list[str] = []
+
+
+@dataclass
+class TokenTarget:
+    receiver: ReceiverProcess
+    out: Path
+
+    def post(self, body: bytes) -> httpx.Response:
+        return httpx.post(
+            f"{self.receiver.base}{PATH}?t={TOKEN}",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=10,
+        )
+
+    def delivered(self, room: str, count: int) -> list[dict[str, object]]:
+        """The envelopes of ``room`` in the sink file, once there are ``count`` of them."""
+        deadline = time.monotonic() + 15
+        while True:
+            lines = [line for line in read_jsonl(self.out) if line["roomid"] == room]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def token_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenTarget]:
+    directory = tmp_path_factory.mktemp("hostile")
+    port = new_port()
+    config = receiver_config(
+        directory,
+        port,
+        public_url=f"http://127.0.0.1:{port}{PATH}?t={TOKEN}",
+        auth=f'type = ["NONE"]\nurl_token_param = "t"\nkeys = ["{TOKEN}"]\n',
+    )
+    with started(config, port) as receiver:
+        yield TokenTarget(receiver, directory / "out.jsonl")
+        exposition = httpx.get(f"{receiver.base}/metrics", timeout=5).text
+    texts = {"log": receiver.logs(), "metrics": exposition}
+    if (directory / "out.jsonl").exists():
+        texts["sink"] = (directory / "out.jsonl").read_text()
+    assert not scan_for_secrets(texts, [TOKEN, *BODY_SECRETS])
+    assert "Traceback" not in texts["log"]
+
+
+def stream_state(room: str, state: str) -> bytes:
+    return callback_body("RTMP_STREAM_STATE_CHANGE", room, state=state, output_url="rtmp://x/live")
+
+
+class TestUnsignedRepeats:
+    """Without a signed proof an equal body is a genuine repeat, never a replay to drop."""
+
+    def test_a_flapping_stream_keeps_every_state(self, token_target: TokenTarget) -> None:
+        room = f"room-{uuid.uuid4().hex[:8]}"
+        states = ["RECONNECTING", "CONNECTED", "RECONNECTING", "CONNECTED", "RECONNECTING"]
+        answers = [token_target.post(stream_state(room, state)) for state in states]
+        assert [a.status_code for a in answers] == [200] * len(states)
+        assert [a.json()["status"] for a in answers] == ["accepted"] * len(states)
+        ids = [a.json()["id"] for a in answers]
+        assert len(set(ids)) == len(ids)
+        lines = token_target.delivered(room, len(states))
+        assert [line["id"] for line in lines] == ids
+        assert [line["data"]["message"]["state"] for line in lines] == states  # type: ignore[index]
+
+    def test_the_same_body_twice_gets_two_random_ids(self, token_target: TokenTarget) -> None:
+        body = stream_state(f"room-{uuid.uuid4().hex[:8]}", "END")
+        first, second = (token_target.post(body).json()["id"] for _ in range(2))
+        assert first != second
+        assert len(first) == len(second) == 32
+        int(first, 16), int(second, 16)  # hex, as signed ids are
+
+
+class TestSignedDuplicates:
+    """A signed request sent again shares its proof: answered duplicate and counted."""
+
+    def test_a_repeated_signed_request_is_counted_by_auth_type(self, target: Target) -> None:
+        before = metric(target.base, "receiver_duplicate_callbacks_total", auth_type="MSS_A_HEAD")
+        body = stream_state(f"room-{uuid.uuid4().hex[:8]}", "RECONNECTING")
+        headers = target.headers()
+        first, second = target.post(body, headers), target.post(body, headers)
+        assert first.json()["status"] == "accepted"
+        assert second.json() == {"status": "duplicate", "id": first.json()["id"]}
+        after = metric(target.base, "receiver_duplicate_callbacks_total", auth_type="MSS_A_HEAD")
+        assert after == before + 1
