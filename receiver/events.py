@@ -1,7 +1,8 @@
 """MetaStudio callback bodies: ``{"event_type", "message"}`` with ``message`` a JSON string.
 
-The three documented event types have their fields checked; an unknown type is accepted and marked
-(the provider may add types); anything else is a :class:`BadEvent`.
+The three documented event types have their fields checked; an unknown type is accepted
+and marked (the provider may add types); anything else is a :class:`BadEvent`. The body is
+not signed, so every field is bounded: an id, a type or a message over its limit is refused.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ SECRET_MESSAGE_KEYS = frozenset({"stream_key"})
 REDACTED = "[redacted]"
 
 
+# Limits on what a body may carry (MetaStudio's ids are UUIDs or 32 hex digits, its event
+# types under 30 characters, its messages a few hundred bytes).
+MAX_ID_CHARS = 128  # room_id, job_id
+MAX_EVENT_TYPE_CHARS = 64
+MAX_MESSAGE_CHARS = 16 * 1024  # the message as encoded in the body
+
+
 # The optional string fields of each documented event type (``room_id`` and ``job_id``
 # are required of all three).
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -71,10 +79,17 @@ class Callback:
         return value if isinstance(value, str) else None
 
 
-def _id(value: Any) -> str:
+def _bounded(key: str, text: str) -> str:
+    if len(text) > MAX_ID_CHARS:
+        raise BadEvent("field_too_long", f"message.{key} is over {MAX_ID_CHARS} characters")
+    return text
+
+
+def _id(message: dict[str, Any], key: str) -> str:
     """An id as text: strings as they are, integers written out, anything else empty."""
+    value = message.get(key)
     if isinstance(value, str):
-        return value
+        return _bounded(key, value)
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
@@ -91,7 +106,7 @@ def _required_id(message: dict[str, Any], key: str) -> str:
     text = value if type(value) is str else str(value)
     if not text:
         raise BadEvent("invalid_event", f"message.{key} is required")
-    return text
+    return _bounded(key, text)
 
 
 def parse_callback(body: bytes) -> Callback:
@@ -103,16 +118,22 @@ def parse_callback(body: bytes) -> Callback:
     if type(outer) is not dict:
         raise BadEvent("invalid_event", "body must be a JSON object")
     event_type = outer.get("event_type")
-    if type(event_type) is not str or not event_type or len(event_type) > 64:
+    if type(event_type) is not str or not event_type:
         raise BadEvent("invalid_event", "event_type must be a non-empty string")
+    if len(event_type) > MAX_EVENT_TYPE_CHARS:
+        raise BadEvent("field_too_long", f"event_type is over {MAX_EVENT_TYPE_CHARS} characters")
     raw = outer.get("message")
     if type(raw) is str:
+        if len(raw) > MAX_MESSAGE_CHARS:
+            raise BadEvent("message_too_large", f"message is over {MAX_MESSAGE_CHARS} characters")
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise BadEvent("invalid_json", f"message is not JSON: {error.msg}") from None
     elif type(raw) is dict:
         message = raw  # tolerated: a sender that did not encode the message twice
+        if len(orjson.dumps(message)) > MAX_MESSAGE_CHARS:
+            raise BadEvent("message_too_large", f"message is over {MAX_MESSAGE_CHARS} characters")
     else:
         raise BadEvent("invalid_event", "message must be a JSON document encoded as a string")
     if type(message) is not dict:
@@ -120,7 +141,7 @@ def parse_callback(body: bytes) -> Callback:
     fields = _FIELDS.get(event_type)
     if fields is None:
         callback = Callback(
-            event_type, message, False, _id(message.get("room_id")), _id(message.get("job_id"))
+            event_type, message, False, _id(message, "room_id"), _id(message, "job_id")
         )
     else:
         callback = Callback(

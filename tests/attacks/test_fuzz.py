@@ -33,7 +33,7 @@ CODES = {
     "missing_token",
     "bad_token",
 }
-BODY_CODES = {"invalid_json", "invalid_event"}
+BODY_CODES = {"invalid_json", "invalid_event", "field_too_long", "message_too_large"}
 RULES = [SigningRule.HOST_PATH_QUERY, SigningRule.FULL_URL, SigningRule.PATH_QUERY]
 
 

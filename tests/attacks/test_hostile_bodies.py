@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.attacks.support import Target
@@ -106,3 +107,62 @@ class TestSignedDuplicates:
         assert second.json() == {"status": "duplicate", "id": first.json()["id"]}
         after = metric(target.base, "receiver_duplicate_callbacks_total", auth_type="MSS_A_HEAD")
         assert after == before + 1
+
+
+def message_body(event_type: str, message: dict[str, object]) -> bytes:
+    return orjson.dumps({"event_type": event_type, "message": orjson.dumps(message).decode()})
+
+
+class TestBoundedFields:
+    """Ids, types and messages over their documented limits are refused with a clear code."""
+
+    @pytest.mark.parametrize(
+        ("body", "code"),
+        [
+            (
+                message_body("REPLY_COMMAND_FINISH", {"room_id": "r" * 129, "job_id": "j"}),
+                "field_too_long",
+            ),
+            (
+                message_body("REPLY_COMMAND_FINISH", {"room_id": "r", "job_id": "j" * 129}),
+                "field_too_long",
+            ),
+            (message_body("SOMETHING_NEW", {"room_id": "r" * 129}), "field_too_long"),
+            (message_body("SOMETHING_NEW", {"job_id": "j" * 1000}), "field_too_long"),
+            (message_body("E" * 65, {"room_id": "r", "job_id": "j"}), "field_too_long"),
+            (
+                message_body(
+                    "REPLY_COMMAND_FINISH", {"room_id": "r", "job_id": "j", "x": "y" * 17000}
+                ),
+                "message_too_large",
+            ),
+            (
+                orjson.dumps({"event_type": "X", "message": {"room_id": "r", "x": "y" * 17000}}),
+                "message_too_large",
+            ),
+        ],
+        ids=[
+            "room_id",
+            "job_id",
+            "unknown type room_id",
+            "unknown type job_id",
+            "event_type",
+            "message",
+            "message as an object",
+        ],
+    )
+    def test_over_the_limit_is_a_400(
+        self, token_target: TokenTarget, body: bytes, code: str
+    ) -> None:
+        answer = token_target.post(body)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == code
+        assert answer.json()["detail"]
+
+    def test_at_the_limit_is_accepted(self, token_target: TokenTarget) -> None:
+        room = "r" * 128
+        body = message_body("E" * 64, {"room_id": room, "job_id": "j" * 128, "x": "y" * 16000})
+        answer = token_target.post(body)
+        assert answer.status_code == 200, answer.text
+        (line,) = token_target.delivered(room, 1)
+        assert line["jobid"] == "j" * 128
