@@ -13,6 +13,10 @@ from typing import Any
 
 import orjson
 
+from receiver.redaction import REDACTED, TooDeep, redact_message
+
+__all__ = ["REDACTED", "BadEvent", "Callback", "EventType", "StreamState", "parse_callback"]
+
 
 class EventType(StrEnum):
     SHOOT_SCRIPT_SWITCH = "SHOOT_SCRIPT_SWITCH"
@@ -37,16 +41,12 @@ class BadEvent(ValueError):
         self.detail = detail
 
 
-# Keys whose values are credentials of the push stream: never stored nor forwarded.
-SECRET_MESSAGE_KEYS = frozenset({"stream_key"})
-REDACTED = "[redacted]"
-
-
 # Limits on what a body may carry (MetaStudio's ids are UUIDs or 32 hex digits, its event
 # types under 30 characters, its messages a few hundred bytes).
 MAX_ID_CHARS = 128  # room_id, job_id
 MAX_EVENT_TYPE_CHARS = 64
 MAX_MESSAGE_CHARS = 16 * 1024  # the message as encoded in the body
+MAX_MESSAGE_DEPTH = 32  # levels of objects and arrays in the message
 
 
 # The optional string fields of each documented event type (``room_id`` and ``job_id``
@@ -155,7 +155,12 @@ def parse_callback(body: bytes) -> Callback:
             value = message.get(key)
             if value is not None and not _is_text(value):
                 raise BadEvent("invalid_event", f"message.{key} must be a string")
-    if not SECRET_MESSAGE_KEYS.isdisjoint(message):
-        for key in SECRET_MESSAGE_KEYS & message.keys():
-            message[key] = REDACTED
+    try:
+        # Secrets (the stream key, push URLs' keys, secret-named fields) go before the
+        # message is stored, logged or forwarded.
+        callback.message = redact_message(message, MAX_MESSAGE_DEPTH)
+    except TooDeep:
+        raise BadEvent(
+            "message_too_deep", f"message nests over {MAX_MESSAGE_DEPTH} levels"
+        ) from None
     return callback

@@ -33,7 +33,13 @@ CODES = {
     "missing_token",
     "bad_token",
 }
-BODY_CODES = {"invalid_json", "invalid_event", "field_too_long", "message_too_large"}
+BODY_CODES = {
+    "invalid_json",
+    "invalid_event",
+    "field_too_long",
+    "message_too_large",
+    "message_too_deep",
+}
 RULES = [SigningRule.HOST_PATH_QUERY, SigningRule.FULL_URL, SigningRule.PATH_QUERY]
 
 
@@ -213,7 +219,7 @@ def test_parser_accepts_or_refuses_cleanly(profile: Profile) -> None:
         assert isinstance(callback.message, dict)
         assert isinstance(callback.room_id, str) and isinstance(callback.job_id, str)
         if "stream_key" in callback.message:
-            assert callback.message["stream_key"] == "[redacted]"
+            assert callback.message["stream_key"] in ("[redacted]", None, "")
         if callback.known:
             assert callback.room_id and callback.job_id
         orjson.dumps(callback.message)  # the envelope can always be encoded

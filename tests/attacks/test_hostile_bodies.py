@@ -140,6 +140,14 @@ class TestBoundedFields:
                 orjson.dumps({"event_type": "X", "message": {"room_id": "r", "x": "y" * 17000}}),
                 "message_too_large",
             ),
+            (
+                b'{"event_type": "X", "message": "{\\"x\\": ' + b"[" * 40 + b"]" * 40 + b'}"}',
+                "message_too_deep",
+            ),
+            (
+                b'{"event_type": "X", "message": "{\\"x\\": ' + b"[" * 300 + b"]" * 300 + b'}"}',
+                "message_too_deep",
+            ),
         ],
         ids=[
             "room_id",
@@ -149,6 +157,8 @@ class TestBoundedFields:
             "event_type",
             "message",
             "message as an object",
+            "message 40 deep",
+            "message 300 deep",
         ],
     )
     def test_over_the_limit_is_a_400(
@@ -166,3 +176,45 @@ class TestBoundedFields:
         assert answer.status_code == 200, answer.text
         (line,) = token_target.delivered(room, 1)
         assert line["jobid"] == "j" * 128
+
+
+class TestSecretsInMessages:
+    """Stream keys and tokens inside a message never reach the sink, the log or /metrics."""
+
+    def test_push_url_keys_and_secret_fields_are_redacted(self, token_target: TokenTarget) -> None:
+        stream, auth, srt, token, nested = (f"s{uuid.uuid4().hex}" for _ in range(5))
+        BODY_SECRETS.extend([stream, auth, srt, token, nested])
+        room = f"room-{uuid.uuid4().hex[:8]}"
+        message = {
+            "room_id": room,
+            "job_id": "j",
+            "state": "CONNECTED",
+            "output_url": f"rtmp://push.example.com/live/{stream}?auth_key={auth}&txTime=65f",
+            "stream_key": stream,
+            "backup": {"urls": [f"srt://srt.example.com:9000?streamid={srt}&latency=200"]},
+            "note": f"pushing to RTMPS://push.example.com:443/live/{stream} now",
+            "report_url": f"https://hooks.example.com/r?token={token}&room={room}",
+            "extra": {"deeper": {"pushSecret": nested}},
+        }
+        answer = token_target.post(message_body("RTMP_STREAM_STATE_CHANGE", message))
+        assert answer.status_code == 200, answer.text
+        (line,) = token_target.delivered(room, 1)
+        data = line["data"]
+        assert isinstance(data, dict)
+        forwarded = data["message"]
+        text = orjson.dumps(line).decode()
+        for secret in (stream, auth, srt, token, nested):
+            assert secret not in text
+        assert forwarded["output_url"] == (
+            "rtmp://push.example.com/live/[redacted]?auth_key=[redacted]&txTime=65f"
+        )
+        assert forwarded["stream_key"] == "[redacted]"
+        assert forwarded["backup"]["urls"] == [
+            "srt://srt.example.com:9000?streamid=[redacted]&latency=200"
+        ]
+        assert forwarded["note"] == "pushing to RTMPS://push.example.com:443/live/[redacted] now"
+        assert forwarded["report_url"] == (
+            f"https://hooks.example.com/r?token=[redacted]&room={room}"
+        )
+        assert forwarded["extra"] == {"deeper": {"pushSecret": "[redacted]"}}
+        assert forwarded["state"] == "CONNECTED"
