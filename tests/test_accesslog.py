@@ -24,3 +24,13 @@ def test_text_format_and_explicit_flush() -> None:
     log.line({"status": 200, "event_id": "e1"})
     log.flush()
     assert written[0].decode().endswith("INFO receiver.access callback status=200 event_id=e1\n")
+
+
+def test_text_format_escapes_control_characters() -> None:
+    written: list[bytes] = []
+    log = AccessLog("text", written.append)
+    log.line({"status": 200, "client": "10.0.0.1\n2026 INFO receiver.access forged\x85"})
+    log.flush()
+    text = written[0].decode()
+    assert text.count("\n") == 1 and len(text.splitlines()) == 1
+    assert "client=10.0.0.1\\n2026 INFO receiver.access forged\\x85\n" in text

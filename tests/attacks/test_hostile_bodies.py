@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.attacks.support import Target
+from tests.attacks.support import Target, raw_request, request_bytes
 from tests.faults.support import PATH, metric, new_port, receiver_config, scan_for_secrets, started
 from tests.helpers import ReceiverProcess, callback_body, read_jsonl
 
@@ -218,3 +218,50 @@ class TestSecretsInMessages:
         )
         assert forwarded["extra"] == {"deeper": {"pushSecret": "[redacted]"}}
         assert forwarded["state"] == "CONNECTED"
+
+
+@pytest.fixture(scope="module")
+def text_log_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenTarget]:
+    """A NONE receiver logging in text, its access log on, behind a trusted proxy (loopback)."""
+    directory = tmp_path_factory.mktemp("textlog")
+    port = new_port()
+    config = receiver_config(
+        directory,
+        port,
+        public_url=f"http://127.0.0.1:{port}{PATH}?t={TOKEN}",
+        auth=f'type = ["NONE"]\nurl_token_param = "t"\nkeys = ["{TOKEN}"]\n',
+    )
+    config.write_text(config.read_text().replace('format = "json"', 'format = "text"'))
+    with started(config, port) as receiver:
+        yield TokenTarget(receiver, directory / "out.jsonl")
+
+
+class TestLogForging:
+    """Whatever a request carries, a text-format log record stays one line."""
+
+    def test_a_forwarded_for_header_cannot_forge_an_access_line(
+        self, text_log_target: TokenTarget
+    ) -> None:
+        marker = uuid.uuid4().hex
+        # HTTP refuses C0 controls in header values but lets obs-text through: U+0085 (NEL)
+        # is a line break to many readers.
+        forged = f"203.0.113.9\x85{marker} INFO receiver.access callback status=200"
+        port = text_log_target.receiver.port
+        request = request_bytes(
+            port,
+            stream_state(f"room-{marker[:8]}", "END"),
+            [
+                (b"content-type", b"application/json"),
+                (b"x-forwarded-for", forged.encode("latin-1")),
+            ],
+            target=f"{PATH}?t={TOKEN}",
+        )
+        answer = raw_request(port, request)
+        assert answer.status == 200, answer.body
+        deadline = time.monotonic() + 5
+        while marker not in (logs := text_log_target.receiver.logs()):
+            assert time.monotonic() < deadline, "the access line was not written"
+            time.sleep(0.1)
+        (line,) = [line for line in logs.split("\n") if marker in line]
+        assert len(line.splitlines()) == 1  # \x85 is a line break to str.splitlines
+        assert f"client=203.0.113.9\\x85{marker} INFO" in line
