@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -70,10 +70,13 @@ def _is_secret_param(name: str) -> bool:
     return is_secret_name(name) or name.lower() in _SECRET_PARAMS
 
 
-def _redact_params(text: str, every_value: bool) -> str:
+def _redact_params(text: str, every_value: bool, secret_params: Collection[str]) -> str:
     pairs = parse_qsl(text, keep_blank_values=True)
     cleaned = [
-        (name, REDACTED if every_value or _is_secret_param(name) else value)
+        (
+            name,
+            REDACTED if every_value or name in secret_params or _is_secret_param(name) else value,
+        )
         for name, value in pairs
     ]
     if cleaned == pairs:
@@ -81,10 +84,11 @@ def _redact_params(text: str, every_value: bool) -> str:
     return urlencode(cleaned, safe="[]")
 
 
-def redact_url(url: str, every_value: bool = False) -> str:
+def redact_url(url: str, every_value: bool = False, secret_params: Collection[str] = ()) -> str:
     """``url`` with its credentials replaced: a userinfo password, secret-named query values
-    (every value with ``every_value``) and, for a push URL (``rtmp``, ``rtmps``, ``srt``),
-    the stream key: the last path segment after the application, and any fragment."""
+    (and those of ``secret_params``; every value with ``every_value``) and, for a push URL
+    (``rtmp``, ``rtmps``, ``srt``), the stream key: the last path segment after the
+    application, and any fragment."""
     try:
         parts = urlsplit(url)
     except ValueError:  # not a URL after all (a bracketed host that is no IPv6 address)
@@ -96,7 +100,8 @@ def redact_url(url: str, every_value: bool = False) -> str:
         hidden = f"{user}:{REDACTED}" if colon else REDACTED
         cleaned = cleaned._replace(netloc=f"{hidden}@{host}")
     if parts.query:
-        cleaned = cleaned._replace(query=_redact_params(parts.query, every_value))
+        query = _redact_params(parts.query, every_value, secret_params)
+        cleaned = cleaned._replace(query=query)
     if parts.scheme.lower() in _PUSH_SCHEMES:
         application, slash, stream = parts.path.rstrip("/").rpartition("/")
         if application.strip("/") and stream:
