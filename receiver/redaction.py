@@ -46,6 +46,7 @@ _SECRET_PARAMS = frozenset({"sign", "sig", "auth", "streamid", "passphrase", "pw
 _PUSH_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts", "srt"})
 # URLs anywhere in a text; the scheme is matched case-insensitively.
 _URL = re.compile(r"\b(?:https?|rtmp[est]{0,2}|srt)://[^\s\"'<>\\]+", re.IGNORECASE)
+_SCALARS = frozenset({int, float, bool, type(None)})
 _JOB_DEPTH = 200  # the API's documents nest a few levels: a bound on recursion only
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
@@ -124,19 +125,24 @@ def redact_text(text: str, every_value: bool = False) -> str:
 def _redact_value(name: str, value: Any, depth: int) -> Any:
     if is_secret_name(name):
         return value if value is None or value == "" else REDACTED
-    if isinstance(value, str):
+    if type(value) is str:
         return redact_text(value, name in _URLS_WITH_SECRET_QUERY)
     return _redact_any(value, depth)
 
 
 def _redact_any(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: an isinstance against the ABCs costs more
+    if kind is str:
         return redact_text(value)
-    if isinstance(value, Mapping | list | tuple):
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         if depth <= 0:
             raise TooDeep("nested deeper than the limit")
-        if isinstance(value, Mapping):
-            return {str(k): _redact_value(str(k), item, depth - 1) for k, item in value.items()}
+        return {str(k): _redact_value(str(k), item, depth - 1) for k, item in value.items()}
+    if kind is list or isinstance(value, list | tuple):
+        if depth <= 0:
+            raise TooDeep("nested deeper than the limit")
         return [_redact_any(item, depth - 1) for item in value]
     return value
 
