@@ -13,9 +13,7 @@ from typing import Any
 
 import orjson
 
-from receiver.redaction import REDACTED, TooDeep, redact_message
-
-__all__ = ["REDACTED", "BadEvent", "Callback", "EventType", "StreamState", "parse_callback"]
+from receiver.redaction import TooDeep, redact_message
 
 
 class EventType(StrEnum):

@@ -5,11 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.events import (
-    REDACTED,
-    BadEvent,
-    parse_callback,
-)
+from receiver.events import BadEvent, parse_callback
+from receiver.redaction import REDACTED
 
 
 def body(event_type: str, message: object) -> bytes:
