@@ -1,6 +1,8 @@
 """Secrets in URLs and callback messages: push-URL stream keys, query tokens, userinfo."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.redaction import REDACTED, TooDeep, redact_message, redact_text, redact_url
 
@@ -80,3 +82,13 @@ def test_redact_message_refuses_past_its_depth() -> None:
     assert redact_message({"x": deep}, 6) == {"x": deep}
     with pytest.raises(TooDeep):
         redact_message({"x": deep}, 5)
+
+
+@given(
+    st.sampled_from(["rtmp://", "RTMPS://", "srt://", "https://", "http://u:p@", "x "]),
+    st.text(max_size=60),
+)
+def test_any_text_with_a_url_is_redacted_without_error(scheme: str, rest: str) -> None:
+    text = f"see {scheme}{rest}"
+    assert isinstance(redact_text(text), str)
+    assert isinstance(redact_message({"output_url": text, "list": [text]}, 4), dict)
