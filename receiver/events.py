@@ -107,6 +107,10 @@ def _required_id(message: dict[str, Any], key: str) -> str:
     return _bounded(key, text)
 
 
+def _too_deep() -> BadEvent:
+    return BadEvent("message_too_deep", f"message nests over {MAX_MESSAGE_DEPTH} levels")
+
+
 def parse_callback(body: bytes) -> Callback:
     """Decode a callback body (JSON, then the ``message`` string), or raise BadEvent."""
     try:
@@ -130,7 +134,11 @@ def parse_callback(body: bytes) -> Callback:
             raise BadEvent("invalid_json", f"message is not JSON: {error.msg}") from None
     elif type(raw) is dict:
         message = raw  # tolerated: a sender that did not encode the message twice
-        if len(orjson.dumps(message)) > MAX_MESSAGE_CHARS:
+        try:
+            encoded = orjson.dumps(message)
+        except orjson.JSONEncodeError:  # nested past what orjson writes (254 levels)
+            raise _too_deep() from None
+        if len(encoded) > MAX_MESSAGE_CHARS:
             raise BadEvent("message_too_large", f"message is over {MAX_MESSAGE_CHARS} characters")
     else:
         raise BadEvent("invalid_event", "message must be a JSON document encoded as a string")
@@ -158,7 +166,5 @@ def parse_callback(body: bytes) -> Callback:
         # message is stored, logged or forwarded.
         callback.message = redact_message(message, MAX_MESSAGE_DEPTH)
     except TooDeep:
-        raise BadEvent(
-            "message_too_deep", f"message nests over {MAX_MESSAGE_DEPTH} levels"
-        ) from None
+        raise _too_deep() from None
     return callback

@@ -148,6 +148,10 @@ class TestBoundedFields:
                 b'{"event_type": "X", "message": "{\\"x\\": ' + b"[" * 300 + b"]" * 300 + b'}"}',
                 "message_too_deep",
             ),
+            (
+                b'{"event_type": "X", "message": {"x": ' + b"[" * 300 + b"]" * 300 + b"}}",
+                "message_too_deep",
+            ),
         ],
         ids=[
             "room_id",
@@ -159,6 +163,7 @@ class TestBoundedFields:
             "message as an object",
             "message 40 deep",
             "message 300 deep",
+            "message object 300 deep",
         ],
     )
     def test_over_the_limit_is_a_400(
