@@ -43,7 +43,7 @@ class BadEvent(ValueError):
 # types under 30 characters, its messages a few hundred bytes).
 MAX_ID_CHARS = 128  # room_id, job_id
 MAX_EVENT_TYPE_CHARS = 64
-MAX_MESSAGE_CHARS = 16 * 1024  # the message as encoded in the body
+MAX_MESSAGE_CHARS = 32 * 1024  # the message as encoded in the body
 MAX_MESSAGE_DEPTH = 32  # levels of objects and arrays in the message
 
 
