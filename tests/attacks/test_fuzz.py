@@ -231,9 +231,9 @@ def test_parser_accepts_or_refuses_cleanly(profile: Profile) -> None:
 
 
 def test_numeric_room_id_is_either_refused_or_kept() -> None:
-    """Found by the parser fuzzing: ``{"room_id": 0, "job_id": "j"}`` is accepted as a
-    known event (``typed.room_id == "0"``) but ``Callback.room_id`` is ``""``, so the
-    envelope has no room: lane, routes by room and enrichment all see an empty room."""
+    """Found by the parser fuzzing: ``{"room_id": 0, "job_id": "j"}`` was accepted as a
+    known event but with ``Callback.room_id == ""``, so the envelope had no room: lane,
+    routes by room and enrichment all saw an empty room."""
     body = orjson.dumps(
         {"event_type": "REPLY_COMMAND_FINISH", "message": '{"room_id": 0, "job_id": "j"}'}
     )
