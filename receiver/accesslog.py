@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from receiver.logs import escape_controls
+
 _FLUSH_SECONDS = 0.2
 # Small: a larger buffer of lines costs more in cache misses than it saves in writes.
 _FLUSH_BYTES = 16 * 1024
@@ -126,7 +128,7 @@ class AccessLog:
             }
             data = orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
         else:
-            pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+            pairs = escape_controls(" ".join(f"{key}={value}" for key, value in fields.items()))
             data = f"{stamp} INFO receiver.access callback {pairs}\n".encode()
         self._lines.append(data)
         self._size += len(data)

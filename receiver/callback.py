@@ -23,7 +23,7 @@ import orjson
 
 from receiver.accesslog import AccessLog
 from receiver.authentication import Authenticator, Verdict
-from receiver.envelope import build_envelope, event_id
+from receiver.envelope import build_envelope, event_id, random_event_id
 from receiver.events import BadEvent, parse_callback
 from receiver.intake import Intake, IntakeFull, IntakeUnavailable
 from receiver.metrics import Metrics
@@ -167,7 +167,7 @@ class CallbackHandler:
             respond(refusal(400, error.code, error.detail))
             return
         verdict, now = admission.verdict, admission.received_at
-        event = event_id(body, verdict.proof)
+        event = event_id(body, verdict.proof) if verdict.proof else random_event_id()
         envelope = build_envelope(callback, event, now, self._source)
         if admission.span is not None:
             admission.span.set_attribute("event_id", event)
@@ -176,6 +176,8 @@ class CallbackHandler:
 
         def stored(outcome: bool | BaseException) -> None:
             if isinstance(outcome, bool):
+                if not outcome:
+                    self._metrics.duplicate_callbacks.labels(verdict.auth_type).inc()
                 respond(_accepted(event, outcome))
             elif isinstance(outcome, IntakeFull):
                 respond(refusal(503, "intake_full", str(outcome)))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from receiver import dlq_cli
 from receiver.config import ConfigError, SigningRule, load_settings
 from receiver.metastudio import cli as jobs_cli
+from receiver.redaction import redact_url
 from receiver.signatures import SECRET_HEADER, TIME_HEADER, hex_time, sign
 from receiver.simulator import cli as simulator_cli
 
@@ -29,8 +30,10 @@ def _check_config(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
+    token_params = [settings.auth.url_token_param] if settings.auth.url_token_param else []
+    callback_url = redact_url(settings.server.callback_url, secret_params=token_params)
     print(
-        f"config ok: callback {settings.server.callback_url} "
+        f"config ok: callback {callback_url} "
         f"auth {','.join(t.value for t in settings.auth.type)}, "
         f"intake {settings.intake.backend}, sinks {[s.name for s in settings.sinks]}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import secrets
 from datetime import UTC, datetime
 from string import Formatter
 from typing import Any
@@ -20,12 +21,23 @@ def event_id(body: bytes, proof: bytes = b"") -> str:
     """A stable id for one callback: the signed parts (signature and time) and the body.
 
     The same signed request sent twice gets the same id, so replays are dropped; a genuine
-    new callback has a new time and signature, so a new id.
+    new callback has a new time and signature, so a new id (unless MetaStudio sends the
+    same body twice within one second: the two share their proof, so their id).
     """
     digest = hashlib.sha256(proof)
     digest.update(b"\x00")
     digest.update(body)
     return digest.hexdigest()[:32]
+
+
+def random_event_id() -> str:
+    """A fresh id for a callback without a signed proof (``NONE``): no replay to detect.
+
+    Equal bodies are genuine repeats there (a stream flapping back to a state it had), so
+    each gets its own id, and the sinks' dedup by id (``Nats-Msg-Id``, Redis markers)
+    keeps them all.
+    """
+    return secrets.token_hex(16)
 
 
 @functools.lru_cache(maxsize=4)

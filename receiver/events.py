@@ -1,7 +1,8 @@
 """MetaStudio callback bodies: ``{"event_type", "message"}`` with ``message`` a JSON string.
 
-The three documented event types get typed models; an unknown type is accepted and marked
-(the provider may add types); anything else is a :class:`BadEvent`.
+The three documented event types have their fields checked; an unknown type is accepted
+and marked (the provider may add types); anything else is a :class:`BadEvent`. The body is
+not signed, so every field is bounded: an id, a type or a message over its limit is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+
+from receiver.redaction import TooDeep, redact_message
 
 
 class EventType(StrEnum):
@@ -36,36 +39,12 @@ class BadEvent(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class ShootScriptSwitch:
-    room_id: str
-    job_id: str
-    scene_script_name: str | None
-    shoot_script_sequence_no: str | None
-    shoot_script_title: str | None
-    live_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RtmpStreamStateChange:
-    room_id: str
-    job_id: str
-    output_url: str | None
-    state: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyCommandFinish:
-    room_id: str
-    job_id: str
-    reply_id: str | None
-
-
-TypedMessage = ShootScriptSwitch | RtmpStreamStateChange | ReplyCommandFinish
-
-# Keys whose values are credentials of the push stream: never stored nor forwarded.
-SECRET_MESSAGE_KEYS = frozenset({"stream_key"})
-REDACTED = "[redacted]"
+# Limits on what a body may carry (MetaStudio's ids are UUIDs or 32 hex digits, its event
+# types under 30 characters, its messages a few hundred bytes).
+MAX_ID_CHARS = 128  # room_id, job_id
+MAX_EVENT_TYPE_CHARS = 64
+MAX_MESSAGE_CHARS = 32 * 1024  # the message as encoded in the body
+MAX_MESSAGE_DEPTH = 32  # levels of objects and arrays in the message
 
 
 # The optional string fields of each documented event type (``room_id`` and ``job_id``
@@ -93,42 +72,23 @@ class Callback:
     job_id: str
 
     @property
-    def typed(self) -> TypedMessage | None:
-        """The typed view of a documented event's message (None for another type)."""
-        if not self.known:
-            return None
-        m, text = self.message, _optional_text
-        if self.event_type == EventType.SHOOT_SCRIPT_SWITCH:
-            return ShootScriptSwitch(
-                self.room_id,
-                self.job_id,
-                text(m, "scene_script_name"),
-                text(m, "shoot_script_sequence_no"),
-                text(m, "shoot_script_title"),
-                text(m, "live_id"),
-            )
-        if self.event_type == EventType.RTMP_STREAM_STATE_CHANGE:
-            return RtmpStreamStateChange(
-                self.room_id, self.job_id, text(m, "output_url"), text(m, "state")
-            )
-        return ReplyCommandFinish(self.room_id, self.job_id, text(m, "reply_id"))
-
-    @property
     def state(self) -> str | None:
         value = self.message.get("state")
         return value if isinstance(value, str) else None
 
 
-def _id(value: Any) -> str:
+def _bounded(key: str, text: str) -> str:
+    if len(text) > MAX_ID_CHARS:
+        raise BadEvent("field_too_long", f"message.{key} is over {MAX_ID_CHARS} characters")
+    return text
+
+
+def _id(message: dict[str, Any], key: str) -> str:
     """An id as text: strings as they are, integers written out, anything else empty."""
-    if isinstance(value, str):
-        return value
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
-
-
-def _optional_text(message: dict[str, Any], key: str) -> str | None:
     value = message.get(key)
-    return None if value is None else str(value)
+    if isinstance(value, str):
+        return _bounded(key, value)
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
 def _is_text(value: Any) -> bool:
@@ -144,7 +104,11 @@ def _required_id(message: dict[str, Any], key: str) -> str:
     text = value if type(value) is str else str(value)
     if not text:
         raise BadEvent("invalid_event", f"message.{key} is required")
-    return text
+    return _bounded(key, text)
+
+
+def _too_deep() -> BadEvent:
+    return BadEvent("message_too_deep", f"message nests over {MAX_MESSAGE_DEPTH} levels")
 
 
 def parse_callback(body: bytes) -> Callback:
@@ -156,16 +120,26 @@ def parse_callback(body: bytes) -> Callback:
     if type(outer) is not dict:
         raise BadEvent("invalid_event", "body must be a JSON object")
     event_type = outer.get("event_type")
-    if type(event_type) is not str or not event_type or len(event_type) > 64:
+    if type(event_type) is not str or not event_type:
         raise BadEvent("invalid_event", "event_type must be a non-empty string")
+    if len(event_type) > MAX_EVENT_TYPE_CHARS:
+        raise BadEvent("field_too_long", f"event_type is over {MAX_EVENT_TYPE_CHARS} characters")
     raw = outer.get("message")
     if type(raw) is str:
+        if len(raw) > MAX_MESSAGE_CHARS:
+            raise BadEvent("message_too_large", f"message is over {MAX_MESSAGE_CHARS} characters")
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise BadEvent("invalid_json", f"message is not JSON: {error.msg}") from None
     elif type(raw) is dict:
         message = raw  # tolerated: a sender that did not encode the message twice
+        try:
+            encoded = orjson.dumps(message)
+        except orjson.JSONEncodeError:  # nested past what orjson writes (254 levels)
+            raise _too_deep() from None
+        if len(encoded) > MAX_MESSAGE_CHARS:
+            raise BadEvent("message_too_large", f"message is over {MAX_MESSAGE_CHARS} characters")
     else:
         raise BadEvent("invalid_event", "message must be a JSON document encoded as a string")
     if type(message) is not dict:
@@ -173,7 +147,7 @@ def parse_callback(body: bytes) -> Callback:
     fields = _FIELDS.get(event_type)
     if fields is None:
         callback = Callback(
-            event_type, message, False, _id(message.get("room_id")), _id(message.get("job_id"))
+            event_type, message, False, _id(message, "room_id"), _id(message, "job_id")
         )
     else:
         callback = Callback(
@@ -187,7 +161,10 @@ def parse_callback(body: bytes) -> Callback:
             value = message.get(key)
             if value is not None and not _is_text(value):
                 raise BadEvent("invalid_event", f"message.{key} must be a string")
-    if not SECRET_MESSAGE_KEYS.isdisjoint(message):
-        for key in SECRET_MESSAGE_KEYS & message.keys():
-            message[key] = REDACTED
+    try:
+        # Secrets (the stream key, push URLs' keys, secret-named fields) go before the
+        # message is stored, logged or forwarded.
+        callback.message = redact_message(message, MAX_MESSAGE_DEPTH)
+    except TooDeep:
+        raise _too_deep() from None
     return callback

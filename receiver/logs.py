@@ -37,8 +37,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+# Control characters (C0, DEL, C1) and the Unicode line separators, written as escapes: a
+# field from a callback body (a room id with a line feed in it) cannot start a log line.
+_ESCAPES: dict[int, str] = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
+} | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\x1b``); printable text as is."""
+    if text.isprintable():  # no control character: the common case, no copy
+        return text
+    return text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
-    """``time level logger message key=value ...``: the ``extra`` fields kept."""
+    """``time level logger message key=value ...``: the ``extra`` fields kept.
+
+    A record is one line: control characters in the message, the fields or a traceback
+    are escaped (``\\n``), so whatever a field holds, it cannot forge a line.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -48,7 +66,7 @@ class TextFormatter(logging.Formatter):
         extra = " ".join(
             f"{key}={value}" for key, value in record.__dict__.items() if key not in _STANDARD
         )
-        return f"{line} {extra}" if extra else line
+        return escape_controls(f"{line} {extra}" if extra else line)
 
 
 def configure_logging(level: str, fmt: str) -> None:

@@ -31,6 +31,12 @@ class Metrics:
             ["auth_type", "rule"],
             registry=r,
         )
+        self.duplicate_callbacks = LoopCounter(
+            "receiver_duplicate_callbacks",
+            "Signed callbacks answered duplicate: a replay, or two equal bodies in one second",
+            ["auth_type"],
+            registry=r,
+        )
         self.request_seconds = LoopHistogram(
             "receiver_callback_seconds",
             "Time to answer a callback",

@@ -82,27 +82,25 @@ def parse_hex_time(text: str) -> float | None:
 
 @dataclass(slots=True)
 class Match:
-    """Which configured key and signing rule a valid signature was made with."""
+    """Which signing rule a valid signature was made with."""
 
-    key_index: int
     rule: SigningRule
 
 
 class Verifier:
     """Checks ``(secret, time)`` against every configured key and rule, in constant time."""
 
-    __slots__ = ("_candidates", "_keys", "_verified")
+    __slots__ = ("_candidates", "_verified")
 
     def __init__(
         self, callback_url: str, keys: Sequence[str], rules: Sequence[SigningRule]
     ) -> None:
-        self._keys = tuple(keys)
         self._verified: dict[tuple[str, str], Match] = {}
         prefixes = [(rule, signed_prefix(callback_url, rule)) for rule in rules]
         self._candidates = tuple(
-            (index, rule, prefix, hmac.new(key.encode("utf-8"), prefix, hashlib.sha256))
+            (rule, hmac.new(key.encode("utf-8"), prefix, hashlib.sha256))
             for rule, prefix in prefixes
-            for index, key in enumerate(self._keys)
+            for key in keys
         )
 
     def verify(self, secret: str, time_text: str) -> Match | None:
@@ -130,9 +128,9 @@ class Verifier:
             suffix = time_text.encode("ascii")
         except (ValueError, UnicodeEncodeError):
             return None
-        for index, rule, _prefix, keyed in self._candidates:
+        for rule, keyed in self._candidates:
             mac = keyed.copy()
             mac.update(suffix)
             if hmac.compare_digest(mac.digest(), given):
-                return Match(index, rule)
+                return Match(rule)
         return None

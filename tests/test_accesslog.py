@@ -48,3 +48,13 @@ async def test_a_stalled_log_pipe_never_stalls_the_loop() -> None:
     log.close()
     kept = [orjson.loads(line)["n"] for chunk in written for line in chunk.splitlines()]
     assert kept == sorted(kept) and len(kept) + sum(dropped) == 2000
+
+
+def test_text_format_escapes_control_characters() -> None:
+    written: list[bytes] = []
+    log = AccessLog("text", written.append)
+    log.line({"status": 200, "client": "10.0.0.1\n2026 INFO receiver.access forged\x85"})
+    log.close()
+    text = written[0].decode()
+    assert text.count("\n") == 1 and len(text.splitlines()) == 1
+    assert "client=10.0.0.1\\n2026 INFO receiver.access forged\\x85\n" in text

@@ -30,7 +30,6 @@ from receiver.metastudio.models import (
 )
 from receiver.metastudio.query import JobsQuery, ListJobsQuery
 from receiver.metastudio.ratelimit import RateLimiter
-from receiver.metastudio.redaction import REDACTED, is_secret_name, redact_job
 from receiver.metastudio.signing import (
     canonical_query,
     canonical_request,
@@ -40,6 +39,7 @@ from receiver.metastudio.signing import (
     signature,
     string_to_sign,
 )
+from receiver.redaction import REDACTED, is_secret_name, redact_job
 
 __all__ = [
     "REDACTED",

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from receiver.metastudio.errors import InvalidQueryError, NotFound, Timeout
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
-from receiver.metastudio.redaction import redact_job
+from receiver.redaction import redact_job
 
 Status = Literal["ok", "not_found", "mismatch"]
 Source = Literal["cache", "api"]

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from receiver.metastudio.query import JobsQuery, ListJobsQuery
-from receiver.metastudio.redaction import REDACTED, is_secret_name, redact_job
+from receiver.redaction import REDACTED, is_secret_name, redact_job
 
 __all__ = [
     "CoStreamerConfig",

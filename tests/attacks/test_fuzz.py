@@ -33,7 +33,13 @@ CODES = {
     "missing_token",
     "bad_token",
 }
-BODY_CODES = {"invalid_json", "invalid_event"}
+BODY_CODES = {
+    "invalid_json",
+    "invalid_event",
+    "field_too_long",
+    "message_too_large",
+    "message_too_deep",
+}
 RULES = [SigningRule.HOST_PATH_QUERY, SigningRule.FULL_URL, SigningRule.PATH_QUERY]
 
 
@@ -213,9 +219,9 @@ def test_parser_accepts_or_refuses_cleanly(profile: Profile) -> None:
         assert isinstance(callback.message, dict)
         assert isinstance(callback.room_id, str) and isinstance(callback.job_id, str)
         if "stream_key" in callback.message:
-            assert callback.message["stream_key"] == "[redacted]"
-        if callback.typed is not None:
-            assert callback.typed.room_id and callback.typed.job_id
+            assert callback.message["stream_key"] in ("[redacted]", None, "")
+        if callback.known:
+            assert callback.room_id and callback.job_id
         orjson.dumps(callback.message)  # the envelope can always be encoded
 
     prop()
@@ -225,9 +231,9 @@ def test_parser_accepts_or_refuses_cleanly(profile: Profile) -> None:
 
 
 def test_numeric_room_id_is_either_refused_or_kept() -> None:
-    """Found by the parser fuzzing: ``{"room_id": 0, "job_id": "j"}`` is accepted as a
-    known event (``typed.room_id == "0"``) but ``Callback.room_id`` is ``""``, so the
-    envelope has no room: lane, routes by room and enrichment all see an empty room."""
+    """Found by the parser fuzzing: ``{"room_id": 0, "job_id": "j"}`` was accepted as a
+    known event but with ``Callback.room_id == ""``, so the envelope had no room: lane,
+    routes by room and enrichment all saw an empty room."""
     body = orjson.dumps(
         {"event_type": "REPLY_COMMAND_FINISH", "message": '{"room_id": 0, "job_id": "j"}'}
     )

@@ -145,7 +145,7 @@ BODY_CASES: dict[str, tuple[bytes, int, str]] = {
     "event_type too long": (
         b'{"event_type": "' + b"A" * 100 + b'", "message": "{}"}',
         400,
-        "invalid_event",
+        "field_too_long",
     ),
     "message not JSON": (b'{"event_type": "X", "message": "{oops"}', 400, "invalid_json"),
     "message a number": (b'{"event_type": "X", "message": 5}', 400, "invalid_event"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from receiver.metastudio import REDACTED, ListJobsResponse, SmartLiveJob, redact_job
-from receiver.metastudio.redaction import is_secret_name
+from receiver.redaction import is_secret_name
 
 from .fake_api import make_job
 
