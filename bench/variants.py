@@ -45,17 +45,6 @@ class NothingStored(Intake):
         for done in answers:
             done(True)
 
-    async def append(
-        self,
-        event_id: str,
-        room_id: str,
-        received_at: float,
-        payload: bytes,
-        replay_until: float,
-        envelope: dict[str, Any] | None = None,
-    ) -> bool:
-        return True
-
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
         await asyncio.sleep(wait_seconds)
         return []

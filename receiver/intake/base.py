@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AppendDone = Callable[[bool | BaseException], None]
-# Appends started by ``append_soon`` and not finished (the loop keeps weak references only).
+# Appends started by ``CoroutineIntake`` and not finished (the loop keeps weak references only).
 _APPENDING: set[asyncio.Task[bool]] = set()
 
 
@@ -56,20 +56,6 @@ class Intake(ABC):
         """Finish pending writes and release resources."""
 
     @abstractmethod
-    async def append(
-        self,
-        event_id: str,
-        room_id: str,
-        received_at: float,
-        payload: bytes,
-        replay_until: float,
-        envelope: dict[str, Any] | None = None,
-    ) -> bool:
-        """Store durably; True if stored, False if the event id was already seen.
-
-        ``envelope`` is ``payload`` decoded; a backend may hand it to ``take`` as is.
-        """
-
     def append_soon(
         self,
         event_id: str,
@@ -80,12 +66,36 @@ class Intake(ABC):
         envelope: dict[str, Any] | None,
         done: AppendDone,
     ) -> None:
-        """Start :meth:`append`; ``done`` gets its result or its exception, on the loop."""
-        task = asyncio.get_running_loop().create_task(
-            self.append(event_id, room_id, received_at, payload, replay_until, envelope)
-        )
-        _APPENDING.add(task)
-        task.add_done_callback(functools.partial(_report, done))
+        """Start storing durably; ``done`` gets, on the loop, True once stored, False if the
+        event id was already seen, or the exception.
+
+        This is the one primitive (the HTTP layer answers from ``done``, with no task per
+        request); :meth:`append` awaits it. ``envelope`` is ``payload`` decoded; a backend
+        may hand it to ``take`` as is. A backend whose store is a coroutine derives from
+        :class:`CoroutineIntake`.
+        """
+
+    async def append(
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None = None,
+    ) -> bool:
+        """:meth:`append_soon`, awaited: True if stored, False if already seen."""
+        future: asyncio.Future[bool | BaseException] = asyncio.get_running_loop().create_future()
+
+        def settle(outcome: bool | BaseException) -> None:
+            if not future.done():  # the waiter may have been cancelled meanwhile
+                future.set_result(outcome)
+
+        self.append_soon(event_id, room_id, received_at, payload, replay_until, envelope, settle)
+        outcome = await future
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     @abstractmethod
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
@@ -128,6 +138,32 @@ class Intake(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """Whether appends can succeed now."""
+
+
+class CoroutineIntake(Intake):
+    """An intake whose store is a coroutine (a broker round trip): :meth:`append_soon`
+    runs :meth:`store` as a task."""
+
+    def append_soon(
+        self,
+        event_id: str,
+        room_id: str,
+        received_at: float,
+        payload: bytes,
+        replay_until: float,
+        envelope: dict[str, Any] | None,
+        done: AppendDone,
+    ) -> None:
+        store = self.store(event_id, room_id, received_at, payload, replay_until)
+        task = asyncio.get_running_loop().create_task(store)
+        _APPENDING.add(task)
+        task.add_done_callback(functools.partial(_report, done))
+
+    @abstractmethod
+    async def store(
+        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
+    ) -> bool:
+        """Store durably; True if stored, False if the event id was already seen."""
 
 
 def _report(done: AppendDone, task: asyncio.Task[bool]) -> None:

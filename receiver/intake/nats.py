@@ -38,7 +38,12 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
+from receiver.intake.base import (
+    CoroutineIntake,
+    IntakeFull,
+    IntakeRecord,
+    IntakeUnavailable,
+)
 from receiver.intake.in_progress import AppendsInProgress
 from receiver.intake.nats_leases import NatsLeases, open_lease_bucket
 from receiver.intake.nats_stream import IntakeStream
@@ -73,7 +78,7 @@ def _ref(record: IntakeRecord) -> tuple[_Part, int, Any]:
     return ref[0], ref[1], ref[2]
 
 
-class NatsIntake(Intake):
+class NatsIntake(CoroutineIntake):
     """Durable queue on a JetStream work-queue stream; see the module docstring."""
 
     def __init__(
@@ -184,14 +189,8 @@ class NatsIntake(Intake):
             with contextlib.suppress(TimeoutError, *_ERRORS):
                 await asyncio.wait_for(self._nc.close(), self._timeout)
 
-    async def append(
-        self,
-        event_id: str,
-        room_id: str,
-        received_at: float,
-        payload: bytes,
-        replay_until: float,
-        envelope: dict[str, Any] | None = None,
+    async def store(
+        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
     ) -> bool:
         setup = self._setup
         if self._js is None or setup is None:

@@ -34,7 +34,12 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from receiver.intake.base import Intake, IntakeFull, IntakeRecord, IntakeUnavailable
+from receiver.intake.base import (
+    CoroutineIntake,
+    IntakeFull,
+    IntakeRecord,
+    IntakeUnavailable,
+)
 from receiver.intake.in_progress import AppendsInProgress
 from receiver.intake.partitions import (
     PartitionLeases,
@@ -96,7 +101,7 @@ def entry_record(tenure: _Tenure, entry_id: Any, fields: dict[bytes, bytes]) -> 
         return IntakeRecord((tenure, entry_id), event_id, room, 0.0, data, defect=repr(error))
 
 
-class RedisIntake(Intake):
+class RedisIntake(CoroutineIntake):
     """Durable queue on Redis Streams, shared by every replica; see the module docstring."""
 
     def __init__(
@@ -197,14 +202,8 @@ class RedisIntake(Intake):
     def _lost(self, partition: int) -> None:
         self._tenures.pop(partition, None)
 
-    async def append(
-        self,
-        event_id: str,
-        room_id: str,
-        received_at: float,
-        payload: bytes,
-        replay_until: float,
-        envelope: dict[str, Any] | None = None,
+    async def store(
+        self, event_id: str, room_id: str, received_at: float, payload: bytes, replay_until: float
     ) -> bool:
         client = self._redis()
         if self._depth >= self._max_pending:

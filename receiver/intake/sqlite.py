@@ -119,24 +119,6 @@ class SqliteIntake(Intake):
         self._file.close()
 
     # Appending
-    async def append(
-        self,
-        event_id: str,
-        room_id: str,
-        received_at: float,
-        payload: bytes,
-        replay_until: float,
-        envelope: dict[str, Any] | None = None,
-    ) -> bool:
-        future: asyncio.Future[bool | BaseException] = asyncio.get_running_loop().create_future()
-        self.append_soon(
-            event_id, room_id, received_at, payload, replay_until, envelope, future.set_result
-        )
-        outcome = await future
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
     def append_soon(
         self,
         event_id: str,
