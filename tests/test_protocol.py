@@ -155,7 +155,7 @@ def test_http_1_0_never_gets_100_continue(receiver: ReceiverProcess, path: str) 
         with pytest.raises(TimeoutError):
             sock.recv(65536)  # no interim answer: the client sends its body anyway
         sock.sendall(body)
-        ((status, headers, answer),) = read_responses(sock, 1)
+        ((status, _, answer),) = read_responses(sock, 1)
     assert status == 200 and orjson.loads(answer)["status"] == "accepted"
 
 
