@@ -181,8 +181,13 @@ def test_slow_headers_on_a_kept_alive_connection_get_408(receiver: ReceiverProce
         assert closed_by_server(sock)
 
 
-def test_a_declared_huge_body_gets_413_and_is_not_read(receiver: ReceiverProcess) -> None:
-    data = "\r\n".join(head(receiver.port, extra=[f"content-length: {1 << 30}"])) + "\r\n\r\n"
+@pytest.mark.parametrize("target", [PATH, PATH.replace("metastudio", "meta%73tudio")])
+def test_a_declared_huge_body_gets_413_and_is_not_read(
+    receiver: ReceiverProcess, target: str
+) -> None:
+    """On either side: the native path, or the ASGI endpoint for the encoded path."""
+    extra = [f"content-length: {1 << 30}"]
+    data = "\r\n".join(head(receiver.port, target, extra)) + "\r\n\r\n"
     with connect(receiver.port) as sock:
         sock.sendall(data.encode())
         ((status, headers, body),) = read_responses(sock, 1)
