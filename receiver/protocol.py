@@ -277,6 +277,7 @@ class CallbackProtocol(HttpToolsProtocol):
             if not keep_alive:
                 self._closed = True
                 self.transport.close()
+                self.server_state.total_requests += 1
         self.handler.finish(
             answer,
             request.request_id,
@@ -364,8 +365,8 @@ def callback_protocol(
     path: str,
     trusted_proxies: list[str],
     *,
-    max_url_bytes: int = 8 * 1024,
-    header_timeout_seconds: float = 10.0,
+    max_url_bytes: int,
+    header_timeout_seconds: float,
 ) -> type[CallbackProtocol]:
     """A protocol class for uvicorn (``Config(http=...)``) serving ``path`` with ``handler``.
 
