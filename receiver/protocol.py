@@ -149,8 +149,9 @@ class CallbackProtocol(HttpToolsProtocol):
         self.headers = []
         self.header_bytes = 0
         self.expect_100_continue = False
+        if not self._head_open:  # the first head's deadline runs from the connection
+            self._head_started = self._active_at
         self._head_open = self._head_edge = True
-        self._head_started = self._active_at
         self._head_received = 0
         if self._head_timer is None:
             self._head_timer = self.loop.call_at(

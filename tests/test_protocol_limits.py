@@ -167,6 +167,17 @@ def test_a_silent_connection_is_closed_at_the_deadline(receiver: ReceiverProcess
         assert time.monotonic() - started < HEADER_TIMEOUT + 1.5
 
 
+def test_the_first_head_deadline_runs_from_the_connection(receiver: ReceiverProcess) -> None:
+    with connect(receiver.port) as sock:
+        started = time.monotonic()
+        time.sleep(HEADER_TIMEOUT * 0.8)  # silent at first, then the head begins
+        sock.sendall(f"POST {PATH} HTTP/1.1\r\n".encode())
+        ((status, _, body),) = read_responses(sock, 1, timeout=HEADER_TIMEOUT + 3)
+        took = time.monotonic() - started
+    assert status == 408 and orjson.loads(body)["error"] == "header_timeout"
+    assert took < HEADER_TIMEOUT * 1.7, f"answered {took:.1f} s after the connection"
+
+
 def test_slow_headers_on_a_kept_alive_connection_get_408(receiver: ReceiverProcess) -> None:
     with connect(receiver.port) as sock:
         sock.sendall(request(receiver.port, callback_body(reply_id="before-slow-head")))
