@@ -86,8 +86,11 @@ class ServerSettings(Section):
     tls_keyfile: Path | None = None
     trusted_proxies: TextList = Field(default_factory=lambda: ["127.0.0.1"])
     max_body_bytes: int = Field(64 * 1024, ge=256, le=16 * 1024 * 1024)
+    max_url_bytes: int = Field(8 * 1024, ge=256, le=1024 * 1024)
     max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
     body_timeout_seconds: float = Field(10.0, gt=0)
+    limit_concurrency: int = Field(2048, ge=0)  # 0: no limit
     graceful_shutdown_seconds: float = Field(20.0, ge=0)
     access_log: bool = True
 

@@ -14,6 +14,7 @@ from typing import Any
 from receiver.callback import Admission, Answer, CallbackHandler, headers_size
 
 _JSON = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
 
 
 class CallbackEndpoint:
@@ -31,18 +32,20 @@ class CallbackEndpoint:
             scope["method"], headers, scope["query_string"], headers_size(headers), request_id
         )
         admission = head if isinstance(head, Admission) else None
-        answer = head if isinstance(head, Answer) else await self._answer(head, receive)
+        if isinstance(head, Answer):
+            answer, read_whole = head, False
+        else:
+            answer, read_whole = await self._answer(head, receive)
+        response_headers = [
+            _JSON,
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *answer.headers,
+        ]
+        if not read_whole:  # refused before its body was read: closing bounds the rest
+            response_headers.append(_CLOSE)
         await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    _JSON,
-                    (b"content-length", str(len(answer.body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    *answer.headers,
-                ],
-            }
+            {"type": "http.response.start", "status": answer.status, "headers": response_headers}
         )
         await send({"type": "http.response.body", "body": answer.body})
         client = (scope.get("client") or ("", 0))[0]
@@ -50,13 +53,14 @@ class CallbackEndpoint:
             answer, request_id, started, scope["method"], scope["path"], client, admission
         )
 
-    async def _answer(self, admission: Admission, receive: Any) -> Answer:
+    async def _answer(self, admission: Admission, receive: Any) -> tuple[Answer, bool]:
+        """The answer, and whether the whole body was read before it."""
         body = await self._read_body(receive)
         if isinstance(body, Answer):
-            return body
+            return body, False
         answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.handler.accept(admission, body, answered.set_result)
-        return await answered
+        return await answered, True
 
     async def _read_body(self, receive: Any) -> bytes | Answer:
         handler = self.handler

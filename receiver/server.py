@@ -31,7 +31,13 @@ def uvicorn_config(
             Path(settings.intake.path).parent / "dev-tls", server.host
         )
         log.warning("serving HTTPS with a self-signed certificate", extra={"cert": str(certfile)})
-    protocol = callback_protocol(app.service.callbacks, server.path, server.trusted_proxies)
+    protocol = callback_protocol(
+        app.service.callbacks,
+        server.path,
+        server.trusted_proxies,
+        max_url_bytes=server.max_url_bytes,
+        header_timeout_seconds=server.header_timeout_seconds,
+    )
     return uvicorn.Config(
         app,
         http=protocol,
@@ -46,6 +52,7 @@ def uvicorn_config(
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout(server.graceful_shutdown_seconds),
         server_header=False,
+        limit_concurrency=server.limit_concurrency or None,
     )
 
 

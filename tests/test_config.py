@@ -75,6 +75,9 @@ def test_embedded_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
             ('public_url = "https://cb.example.com/hook"', 'public_url = "ftp://x"'),
             "server.public_url",
         ),
+        (("port = 9000", "port = 9000\nmax_url_bytes = 10"), "server.max_url_bytes"),
+        (("port = 9000", "port = 9000\nheader_timeout_seconds = 0"), "server.header_timeout"),
+        (("port = 9000", "port = 9000\nlimit_concurrency = -1"), "server.limit_concurrency"),
     ],
 )
 def test_bad_keys_are_named(good: Path, edit: tuple[str, str], key: str) -> None:

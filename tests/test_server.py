@@ -10,7 +10,9 @@ import httpx
 import pytest
 import trustme
 
-from receiver.server import graceful_timeout, tune_gc
+from receiver.app import ReceiverApp
+from receiver.config import load_settings
+from receiver.server import graceful_timeout, tune_gc, uvicorn_config
 from tests.helpers import (
     ReceiverProcess,
     callback_body,
@@ -140,3 +142,9 @@ def test_tune_gc_freezes_start_up_objects_and_widens_the_young_generation() -> N
 @pytest.mark.parametrize(("seconds", "timeout"), [(0.0, 0), (0.2, 1), (1.0, 1), (2.5, 3)])
 def test_a_drain_below_a_second_is_still_bounded(seconds: float, timeout: int) -> None:
     assert graceful_timeout(seconds) == timeout
+
+
+@pytest.mark.parametrize(("setting", "limit"), [(0, None), (64, 64)])
+def test_limit_concurrency_reaches_uvicorn(tmp_path: Path, setting: int, limit: int | None) -> None:
+    settings = load_settings(write_config(tmp_path, 8999), server={"limit_concurrency": setting})
+    assert uvicorn_config(settings, ReceiverApp(settings)).limit_concurrency == limit
