@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -219,9 +218,17 @@ async def test_a_blocking_read_ends_within_a_third_of_the_lease(prefix: str) -> 
     try:
         await cases.wait_for(lambda: cases.owned(intake) == {0})
         assert await intake.take(10, wait_seconds=0.1) == []  # the takeover's claim
-        started = time.monotonic()
+        client = intake._redis()
+        blocks: list[int] = []
+        read = client.xreadgroup
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            blocks.append(kwargs["block"])
+            return await read(*args, **kwargs)
+
+        client.xreadgroup = spy  # type: ignore[method-assign]
         assert await intake.take(10, wait_seconds=5.0) == []
-        assert time.monotonic() - started < 1.0
+        assert blocks and max(blocks) < 3.0 * 1000 / 3  # milliseconds, under a third of the TTL
     finally:
         await intake.close()
 
