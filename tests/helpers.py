@@ -90,9 +90,17 @@ class ReceiverProcess:
     """``receiver serve`` in a child process, with its output captured to a file."""
 
     def __init__(
-        self, config: Path, port: int, *, scheme: str = "http", verify: object = False
+        self,
+        config: Path,
+        port: int,
+        *,
+        scheme: str = "http",
+        verify: object = False,
+        serve_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.config, self.port, self.scheme, self.verify = config, port, scheme, verify
+        self.serve_args, self.extra_env = serve_args, env or {}
         self.log_path = config.parent / f"receiver-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -103,8 +111,17 @@ class ReceiverProcess:
     def start(self, timeout: float = 20) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+        env.update(self.extra_env)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "receiver.cli", "serve", "--config", str(self.config)],
+            [
+                sys.executable,
+                "-m",
+                "receiver.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                *self.serve_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

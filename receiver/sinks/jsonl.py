@@ -13,6 +13,7 @@ import orjson
 
 from receiver.batching import GroupCommit, WorkerThread
 from receiver.envelope import render
+from receiver.file_access import require_writable
 from receiver.sink_settings import JsonlSinkSettings
 from receiver.sinks.base import Delivery, DeliveryError, Sink
 
@@ -153,6 +154,7 @@ class JsonlSink(Sink):
         self._unsynced = []
 
     def _open(self, path: str) -> None:
+        require_writable(Path(path), "jsonl sink file")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_line(Path(path))
         self._written[path] = OrderedDict.fromkeys(_tail_ids(Path(path)))
