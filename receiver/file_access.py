@@ -38,8 +38,7 @@ def _owner(path: Path) -> str:
 
 def _existing_ancestor(path: Path) -> Path:
     """``path`` or the nearest directory above it that exists (what mkdir would write in)."""
-    absolute = Path(os.path.abspath(path))
-    for candidate in (absolute, *absolute.parents):
+    for candidate in (path, *path.parents):
         try:
             if candidate.exists():
                 return candidate
@@ -50,6 +49,7 @@ def _existing_ancestor(path: Path) -> Path:
 
 def require_readable(path: Path, what: str) -> None:
     """Raise AccessError unless the receiver's user can read the file at ``path``."""
+    path = Path(os.path.abspath(path))
     if not os.access(path, os.R_OK):
         raise AccessError(f"{what} {path} is not readable by {_user()}: {_owner(path)}", path)
 
@@ -62,6 +62,7 @@ def require_writable(path: Path, what: str, *, directory_too: bool = False) -> N
     ``directory_too`` asks for the directory even when the file exists: sqlite creates
     its ``-wal`` and ``-shm`` files next to the database.
     """
+    path = Path(os.path.abspath(path))  # a relative path is named from the working directory
     try:
         exists = path.exists()
     except PermissionError:

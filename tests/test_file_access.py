@@ -119,3 +119,26 @@ def test_unwritable_dev_certificate_directory_is_one_line(shared_dir: Path) -> N
         f"start-up failed: development certificate {data / 'dev-tls' / 'dev-cert.pem'}: "
         f"directory {data} is not writable by {USER}"
     ) in result.stderr
+
+
+def test_a_relative_path_is_named_from_the_working_directory(shared_dir: Path) -> None:
+    shared_dir.chmod(0o555)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path\n"
+            "from receiver.file_access import require_writable\n"
+            "require_writable(Path('data/intake.db'), 'intake database')",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=shared_dir,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=60,
+        preexec_fn=_without_permission_bypass if os.getuid() == 0 else None,
+    )
+    assert (
+        f"AccessError: intake database {shared_dir / 'data' / 'intake.db'}: directory "
+        f"{shared_dir} is not writable by {USER}"
+    ) in result.stderr
