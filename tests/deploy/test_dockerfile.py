@@ -130,6 +130,17 @@ def test_labels_read_the_build_arguments_not_the_base_environment() -> None:
     assert f'base.name="docker.io/library/{base}"' in labels
 
 
+def test_documented_stop_timeout_outlasts_the_drain() -> None:
+    """docker/podman stop waits 10 s by default; the drain alone may take 20."""
+    from receiver.config import ServerSettings
+
+    drain = ServerSettings().graceful_shutdown_seconds
+    for document in (DOCKERFILE, REPO / "README.md", CHART / "README.md"):
+        timeouts = re.findall(r"--stop-timeout (\d+)", document.read_text(encoding="utf-8"))
+        assert timeouts, f"{document.name} documents no --stop-timeout"
+        assert all(int(t) >= drain + 5 for t in timeouts), document.name
+
+
 def test_versions_agree() -> None:
     """The image's VERSION is derived, never a second copy; the chart's appVersion agrees."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
