@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from receiver.callback import headers_size
 from receiver.config import Settings
+from receiver.file_access import AccessError
 from receiver.openapi import openapi_document
 from receiver.service import ReceiverService
 from receiver.tracing import Tracing
@@ -94,6 +95,10 @@ class ReceiverApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.service.start()
+                except AccessError as error:  # one line that says who needs access to what
+                    log.error("start-up failed: %s", error)
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 except Exception as error:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": type(error).__name__})

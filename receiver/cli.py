@@ -8,8 +8,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from receiver import dlq_cli
+from receiver import dlq_cli, healthcheck
 from receiver.config import ConfigError, SigningRule, load_settings
+from receiver.file_access import AccessError
 from receiver.metastudio import cli as jobs_cli
 from receiver.redaction import redact_url
 from receiver.signatures import SECRET_HEADER, TIME_HEADER, hex_time, sign
@@ -76,7 +77,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
-    return serve(settings, dev_tls=args.dev_tls)
+    try:
+        return serve(settings, dev_tls=args.dev_tls)
+    except AccessError as error:  # e.g. no writable directory for the --dev-tls certificate
+        print(f"start-up failed: {error}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     signer.set_defaults(func=_sign)
 
+    healthcheck.register(commands)
     jobs_cli.register(commands)
     simulator_cli.register(commands)
     dlq_cli.register(commands)

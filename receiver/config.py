@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from receiver.file_access import AccessError, require_readable
 from receiver.secretfiles import read_secret
 from receiver.sink_settings import SinkSettings
 
@@ -344,8 +345,8 @@ def _format_errors(error: ValidationError) -> str:
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load and validate the settings, raising ConfigError that names each bad key."""
     chosen = path if path is not None else os.environ.get(CONFIG_ENV) or None
-    if chosen is not None and not Path(chosen).is_file():
-        raise ConfigError(f"config file not found: {chosen}")
+    if chosen is not None:
+        _require_config_file(Path(chosen))
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=chosen)
@@ -356,3 +357,20 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(_format_errors(error)) from None
     except ValueError as error:  # a malformed TOML file or environment value
         raise ConfigError(str(error)) from None
+    except OSError as error:  # the file changed under us between the check and the read
+        raise ConfigError(f"cannot read config file {chosen}: {error.strerror}") from None
+
+
+def _require_config_file(path: Path) -> None:
+    try:
+        missing = not path.exists()
+    except PermissionError:  # a directory above it cannot be searched: said below
+        missing = False
+    if missing:
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        require_readable(path, "config file")
+    except AccessError as error:
+        raise ConfigError(str(error)) from None
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} is not a file")

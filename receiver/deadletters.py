@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from receiver.file_access import require_writable
+
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
@@ -174,6 +176,7 @@ class DeadLetterStore:
     def _connection(self) -> sqlite3.Connection:
         """The database connection, opened (on the store's thread) at first use."""
         if self._db is None:
+            require_writable(self.path, "dead-letter database", directory_too=True)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level="DEFERRED")
             try:

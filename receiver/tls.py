@@ -11,9 +11,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from receiver.file_access import require_writable
+
 
 def write_dev_certificate(directory: Path, host: str) -> tuple[Path, Path]:
     """Write ``dev-cert.pem`` and ``dev-key.pem`` valid 30 days for localhost and ``host``."""
+    require_writable(directory / "dev-cert.pem", "development certificate")
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName("localhost")]

@@ -97,10 +97,12 @@ class ReceiverProcess:
         scheme: str = "http",
         verify: object = False,
         module: str = "receiver.cli",
+        serve_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> None:
         self.config, self.port, self.scheme, self.verify = config, port, scheme, verify
-        self.module, self.env = module, env or {}  # the module run, variables added
+        # the module run, extra arguments to `serve`, variables added
+        self.module, self.serve_args, self.env = module, serve_args, env or {}
         self.log_path = config.parent / f"receiver-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -113,7 +115,15 @@ class ReceiverProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
         env.update(self.env)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", "--config", str(self.config)],
+            [
+                sys.executable,
+                "-m",
+                self.module,
+                "serve",
+                "--config",
+                str(self.config),
+                *self.serve_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from receiver.file_access import require_writable
 from receiver.intake.base import IntakeRecord
 
 _SCHEMA = """
@@ -120,6 +121,7 @@ class IntakeFile:
         return self._db is not None
 
     def open(self) -> None:
+        require_writable(self.path, "intake database", directory_too=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, cached_statements=512)
         db.execute("PRAGMA journal_mode=WAL")

@@ -14,6 +14,7 @@ import orjson
 
 from receiver.batching import GroupCommit, WorkerThread
 from receiver.envelope import render
+from receiver.file_access import require_writable
 from receiver.sink_settings import JsonlSinkSettings
 from receiver.sinks.base import Delivery, DeliveryError, InvalidDestination, Sink
 
@@ -239,6 +240,7 @@ class JsonlSink(Sink):
         return self._files[path]
 
     def _open(self, path: str) -> None:
+        require_writable(Path(path), "jsonl sink file")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_line(Path(path))
         ids = _tail_ids(Path(path), self._tail_bytes, self._remembered)
