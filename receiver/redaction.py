@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -71,18 +71,17 @@ def _is_secret_param(name: str) -> bool:
     return is_secret_name(name) or name.lower() in _SECRET_PARAMS
 
 
-def _redact_params(text: str, every_value: bool, secret_params: Collection[str]) -> str:
-    pairs = parse_qsl(text, keep_blank_values=True)
-    cleaned = [
-        (
-            name,
-            REDACTED if every_value or name in secret_params or _is_secret_param(name) else value,
-        )
-        for name, value in pairs
-    ]
-    if cleaned == pairs:
-        return text
-    return urlencode(cleaned, safe="[]")
+def _redact_query(query: str, every_value: bool, secret_params: Collection[str]) -> str:
+    """The query with secret values replaced, the rest byte for byte as it came."""
+    pairs = query.split("&")
+    changed = False
+    for index, pair in enumerate(pairs):
+        name = pair.partition("=")[0]
+        plain = unquote_plus(name) if "%" in name or "+" in name else name
+        if every_value or plain in secret_params or _is_secret_param(plain):
+            pairs[index] = f"{name}={REDACTED}"
+            changed = True
+    return "&".join(pairs) if changed else query
 
 
 def redact_url(url: str, every_value: bool = False, secret_params: Collection[str] = ()) -> str:
@@ -94,32 +93,44 @@ def redact_url(url: str, every_value: bool = False, secret_params: Collection[st
         parts = urlsplit(url)
     except ValueError:  # not a URL after all (a bracketed host that is no IPv6 address)
         return REDACTED
-    cleaned = parts
-    if "@" in parts.netloc:
-        userinfo, _, host = parts.netloc.rpartition("@")
+    netloc, path, query, fragment = parts.netloc, parts.path, parts.query, parts.fragment
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
         user, colon, _password = userinfo.partition(":")
-        hidden = f"{user}:{REDACTED}" if colon else REDACTED
-        cleaned = cleaned._replace(netloc=f"{hidden}@{host}")
-    if parts.query:
-        query = _redact_params(parts.query, every_value, secret_params)
-        cleaned = cleaned._replace(query=query)
+        netloc = f"{user}:{REDACTED}@{host}" if colon else f"{REDACTED}@{host}"
+    if query:
+        query = _redact_query(query, every_value, secret_params)
     if parts.scheme.lower() in _PUSH_SCHEMES:
-        application, slash, stream = parts.path.rstrip("/").rpartition("/")
+        application, slash, stream = path.rstrip("/").rpartition("/")
         if application.strip("/") and stream:
-            cleaned = cleaned._replace(path=application + slash + REDACTED)
-        if parts.fragment:  # SRT's ``streamid=#!::r=app/key`` puts the key here
-            cleaned = cleaned._replace(fragment=REDACTED)
-    if cleaned == parts:
+            path = application + slash + REDACTED
+        if fragment:  # SRT's ``streamid=#!::r=app/key`` puts the key here
+            fragment = REDACTED
+    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
         return url
+    cleaned = urlunsplit((parts.scheme, netloc, path, query, fragment))
     scheme = len(parts.scheme)  # urlsplit lowercases it: the text keeps its own
-    return url[:scheme] + urlunsplit(cleaned)[scheme:]
+    return url[:scheme] + cleaned[scheme:]
+
+
+# A stream's push URL comes back in each of its events: parsing it costs more than the rest
+# of the callback's parse. Short URLs only, so the cache stays small whatever bodies come.
+_CACHED_URL_CHARS = 512
+_cached_redact_url = functools.lru_cache(maxsize=1024)(redact_url)
+
+
+def _redact_found(found: re.Match[str], every_value: bool) -> str:
+    url = found.group()
+    if len(url) <= _CACHED_URL_CHARS:
+        return _cached_redact_url(url, every_value)
+    return redact_url(url, every_value)
 
 
 def redact_text(text: str, every_value: bool = False) -> str:
     """``text`` with every URL in it passed through :func:`redact_url`."""
     if "://" not in text:  # the common case, without the regex
         return text
-    return _URL.sub(lambda found: redact_url(found.group(), every_value), text)
+    return _URL.sub(lambda found: _redact_found(found, every_value), text)
 
 
 def _redact_value(name: str, value: Any, depth: int) -> Any:
@@ -158,8 +169,20 @@ def redact_job(job: Mapping[str, Any]) -> dict[str, Any]:
     return redacted
 
 
-def redact_message(message: Mapping[str, Any], max_depth: int) -> dict[str, Any]:
-    """A copy of a callback message with every secret replaced, as :func:`redact_job` does,
-    push-URL stream keys included; raise :class:`TooDeep` past ``max_depth`` levels."""
+def redact_message(message: dict[str, Any], max_depth: int) -> dict[str, Any]:
+    """A callback message with every secret replaced, as :func:`redact_job` does, push-URL
+    stream keys included; raise :class:`TooDeep` past ``max_depth`` levels.
+
+    A flat message with no secret-named key and no URL (most callbacks) is returned as
+    it is; any other is copied.
+    """
+    for name, value in message.items():
+        kind = type(value)
+        if (kind is str and "://" in value) or (kind is not str and kind not in _SCALARS):
+            break
+        if is_secret_name(name):
+            break
+    else:
+        return message
     redacted: dict[str, Any] = _redact_any(message, max_depth)
     return redacted
