@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from tests.deploy._metrics import exported_names, names_in
-from tests.deploy._support import CHART, NAMESPACE, RELEASE, REPO, case_values
+from tests.deploy._support import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    REPO,
+    case_values,
+    with_public_url,
+)
 
 RULES = CHART / "files" / "receiver-rules.yaml"
 RULE_TESTS = Path(__file__).parent / "prometheus" / "receiver-rules.test.yaml"
@@ -137,6 +144,16 @@ def test_prometheus_rule_overrides(render: Any) -> None:
         assert alert["annotations"]["runbook_url"] == f"https://wiki.example.org/receiver/{name}.md"
 
 
+def test_promtool_checks_the_rendered_overrides(render: Any, promtool: str, tmp_path: Path) -> None:
+    settings = {"enabled": True, "for": {"ReceiverNoCallbacks": "2h", "ReceiverSinkFailing": "1h"}}
+    rule = render({"metrics": {"prometheusRule": settings}}).one("PrometheusRule")
+    rendered = tmp_path / "rules.yaml"
+    rendered.write_text(yaml.safe_dump(rule["spec"]), encoding="utf-8")
+    assert f"SUCCESS: {len(_alerts())} rules found" in _promtool(
+        promtool, "check", "rules", str(rendered)
+    )
+
+
 def test_prometheus_rule_drops_an_emptied_group(render: Any) -> None:
     enrichment = [
         "ReceiverEnrichmentUnavailable",
@@ -153,6 +170,21 @@ def test_prometheus_rule_refuses_an_unknown_alert(helm: Any, render: Any, key: s
     value: Any = {"ReceiverNoSuchAlert": "1h"} if key == "for" else ["ReceiverNoSuchAlert"]
     with pytest.raises(helm.HelmError, match="ReceiverNoSuchAlert is no alert"):
         render({"metrics": {"prometheusRule": {"enabled": True, key: value}}})
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"prometheusRule": {"for": {"ReceiverNoCallbacks": "soon"}}},
+        {"prometheusRule": {"disabled": ["noCallbacks"]}},
+        {"prometheusRule": {"runbookBaseUrl": "https://wiki.example.org/runbooks"}},
+        {"prometheusRule": {"severity": "info"}},
+        {"grafanaDashboard": {"folder": "MetaStudio"}},
+    ],
+)
+def test_schema_refuses_monitoring_mistakes(helm: Any, chart: Any, metrics: Any) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        chart.render(with_public_url({"metrics": metrics}), name=RELEASE, namespace=NAMESPACE)
 
 
 def test_lint_strict_with_alerts_and_dashboard(helm: Any) -> None:
