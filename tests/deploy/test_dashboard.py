@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.deploy._metrics import exported_names, names_in
 from tests.deploy._support import CHART, RELEASE
@@ -43,6 +47,23 @@ def test_every_query_reads_only_exported_metrics(metrics_scrape: str) -> None:
             assert read <= exported, f"{panel['title']} reads {sorted(read - exported)}"
     for series in _variable_series():
         assert names_in(series) <= exported, series
+
+
+def test_promtool_parses_every_query(promtool: str, tmp_path: Path) -> None:
+    """Each query, with Grafana's variables filled in, as a recording rule promtool checks."""
+    exprs = [t["expr"] for p in _panels() for t in p["targets"]] + _variable_series()
+    filled = [
+        expr.replace("$__rate_interval", "5m").replace('=~"$', '=~"').replace("${", "{")
+        for expr in exprs
+    ]
+    rules = [{"record": f"dashboard:query{n}", "expr": e} for n, e in enumerate(filled)]
+    path = tmp_path / "queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    done = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in done.stdout
 
 
 def test_every_metric_is_on_the_dashboard(metrics_scrape: str) -> None:
