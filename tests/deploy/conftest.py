@@ -114,6 +114,7 @@ def promtool() -> str:
 #: Series that show the scrape was taken after the traffic below and a maintenance pass.
 _SCRAPE_AFTER = (
     'receiver_ready{check="intake"} 1.0',
+    'receiver_ready{check="sink:archive"} 1.0',
     'receiver_sink_publish_seconds_count{sink="out"}',
     'receiver_callbacks_total{outcome="rejected",reason="bad_signature"} 1.0',
 )
@@ -121,11 +122,24 @@ _SCRAPE_AFTER = (
 
 @pytest.fixture(scope="session")
 def metrics_scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """/metrics of a running receiver that accepted, deduplicated and rejected callbacks."""
+    """/metrics of a receiver after accepted, replayed and rejected callbacks.
+
+    Of its two sinks one is critical, so its readiness check is exported too.
+    """
     directory = tmp_path_factory.mktemp("scrape")
     port = free_port()
     url = f"http://127.0.0.1:{port}/callbacks/metastudio"
-    with running(write_config(directory, port), port) as receiver:
+    critical = f"""
+[[sinks]]
+name = "archive"
+type = "jsonl"
+path = "{directory / "archive.jsonl"}"
+critical = true
+
+[[routes]]
+sinks = ["archive"]
+"""
+    with running(write_config(directory, port, extra=critical), port) as receiver:
         for room in ("room-1", "room-2", "room-3"):
             headers = signed_headers(url)
             body = callback_body(room=room)

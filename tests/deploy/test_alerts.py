@@ -67,7 +67,10 @@ def test_promtool_accepts_a_real_scrape(promtool: str, metrics_scrape: str) -> N
 
 
 def test_scrape_reports_readiness(metrics_scrape: str) -> None:
+    """The intake and each critical sink, as the readiness alerts select them."""
     assert 'receiver_ready{check="intake"} 1.0' in metrics_scrape
+    assert 'receiver_ready{check="sink:archive"} 1.0' in metrics_scrape
+    assert 'receiver_ready{check="sink:out"}' not in metrics_scrape  # not critical
 
 
 def test_alerts_read_only_exported_metrics(metrics_scrape: str) -> None:
