@@ -110,6 +110,9 @@ def test_every_alert_has_its_runbook() -> None:
         assert text.startswith(f"# {name}\n"), name
         for section in ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation"):
             assert section in text, f"{name}: {section}"
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    for name in names:
+        assert f"[{name}]({name}.md)" in index, name
 
 
 # ---- the chart's PrometheusRule ------------------------------------------------------------
