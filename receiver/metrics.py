@@ -49,6 +49,12 @@ class Metrics:
         self.intake_oldest = Gauge(
             "receiver_intake_oldest_age_seconds", "Age of the oldest pending event", registry=r
         )
+        self.ready = Gauge(
+            "receiver_ready",
+            "1 while a /readyz check passes: intake, or sink:<name> of a critical sink",
+            ["check"],
+            registry=r,
+        )
         self.access_log_dropped = LoopCounter(
             "receiver_access_log_dropped_lines",
             "Access-log lines dropped because standard error did not keep up",

@@ -151,3 +151,5 @@ class ReceiverService:
                 await self.intake.refresh_stats()
             self.metrics.intake_depth.set(self.intake.depth())
             self.metrics.intake_oldest.set(self.intake.oldest_age(time.time()))
+            for check, passed in self.ready()[1].items():
+                self.metrics.ready.labels(check).set(1 if passed else 0)

@@ -38,6 +38,14 @@ EXTRA_CASES: dict[str, dict[str, Any]] = {
         "metrics": {"serviceMonitor": {"enabled": True}},
         "secrets": {"metastudio": {"ak": "AKEXAMPLE", "sk": "SKEXAMPLE", "iamPassword": "pw"}},
     },
+    # The alerts and the dashboard, next to the ServiceMonitor.
+    "monitoring": {
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "grafanaDashboard": {"enabled": True},
+        },
+    },
     # The intake URL and a sink URL from a Secret managed outside the chart.
     "nats-existing-secret": {
         "replicaCount": 2,
@@ -130,6 +138,6 @@ class Rendered:
         return containers[0]
 
     def toml_text(self) -> str:
-        text = self.one("ConfigMap")["data"]["receiver.toml"]
+        text = self.one("ConfigMap", f"{RELEASE}-receiver")["data"]["receiver.toml"]
         assert isinstance(text, str)
         return text

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -25,6 +28,7 @@ from tests.deploy._support import (
     require,
     with_public_url,
 )
+from tests.helpers import callback_body, free_port, running, signed_headers, write_config
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +99,60 @@ def kubernetes_validate() -> ModuleType:
         require(f"kubernetes-validate is not installed: {error}")
         raise
     return kubernetes_validate
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The promtool binary (Debian: apt-get install prometheus)."""
+    found = shutil.which("promtool")
+    if found is None:
+        require("promtool is not installed (apt-get install prometheus)")
+    assert found is not None
+    return found
+
+
+#: Series that show the scrape was taken after the traffic below and a maintenance pass.
+_SCRAPE_AFTER = (
+    'receiver_ready{check="intake"} 1.0',
+    'receiver_ready{check="sink:archive"} 1.0',
+    'receiver_sink_publish_seconds_count{sink="out"}',
+    'receiver_callbacks_total{outcome="rejected",reason="bad_signature"} 1.0',
+)
+
+
+@pytest.fixture(scope="session")
+def metrics_scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """/metrics of a receiver after accepted, replayed and rejected callbacks.
+
+    Of its two sinks one is critical, so its readiness check is exported too.
+    """
+    directory = tmp_path_factory.mktemp("scrape")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/callbacks/metastudio"
+    critical = f"""
+[[sinks]]
+name = "archive"
+type = "jsonl"
+path = "{directory / "archive.jsonl"}"
+critical = true
+
+[[routes]]
+sinks = ["archive"]
+"""
+    with running(write_config(directory, port, extra=critical), port) as receiver:
+        for room in ("room-1", "room-2", "room-3"):
+            headers = signed_headers(url)
+            body = callback_body(room=room)
+            for _ in range(2):  # the second is a replay: duplicate
+                httpx.post(url, content=body, headers=headers).raise_for_status()
+        httpx.post(url, content=callback_body(), headers={"content-type": "application/json"})
+        forged = {**signed_headers(url, key="not-the-key-0123456789")}
+        httpx.post(url, content=callback_body(), headers=forged)
+        deadline = time.monotonic() + 15
+        text = ""
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{receiver.base}/metrics").text
+            if all(series in text for series in _SCRAPE_AFTER):
+                break
+            time.sleep(0.2)
+        yield text

@@ -99,6 +99,7 @@ async def test_metrics_expose_every_operational_series(tmp_path: Path) -> None:
     assert ("receiver_intake_depth", ()) in samples
     assert ("receiver_intake_oldest_age_seconds", ()) in samples
     assert value("receiver_intake_depth") == 0
+    assert value("receiver_ready", check="intake") == 1
     assert value("receiver_events_delivered_total") == accepted
     assert value("receiver_sink_publish_seconds_count", sink="out") == accepted
     assert value("receiver_sink_failures_total", sink="broken") >= 2 * accepted
