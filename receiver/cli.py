@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from receiver import dlq_cli
+from receiver import dlq_cli, routes_cli
 from receiver.config import ConfigError, SigningRule, load_settings
 from receiver.metastudio import cli as jobs_cli
 from receiver.redaction import redact_url
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_cli.register(commands)
     simulator_cli.register(commands)
     dlq_cli.register(commands)
+    routes_cli.register(commands)
     return parser
 
 

@@ -70,17 +70,20 @@ class Router:
     """Picks the sinks of every matching route, each sink once, in route order.
 
     A condition that errs on an envelope (the body is hostile) does not match: it is
-    counted (``on_condition_error(route_index)``) and logged the first time per route,
-    with the kind of error only (the values are the body's).
+    counted (``on_condition_error(route_index, kind_of_error)``) and, with ``log_errors``,
+    logged the first time per route, with the kind of error only (the values are the body's).
     """
 
     def __init__(
         self,
         routes: Sequence[RouteSettings],
-        on_condition_error: Callable[[int], None] | None = None,
+        on_condition_error: Callable[[int, str], None] | None = None,
+        *,
+        log_errors: bool = True,
     ) -> None:
         self._routes = [Route.from_settings(route) for route in routes]
         self._on_condition_error = on_condition_error
+        self._log_errors = log_errors
         self._logged: set[int] = set()
         # Routes that match anything pick their sinks without looking at the envelope.
         self._everything: list[str] | None = None
@@ -125,8 +128,8 @@ class Router:
 
     def _condition_failed(self, index: int, error: ConditionError) -> None:
         if self._on_condition_error is not None:
-            self._on_condition_error(index)
-        if index not in self._logged:
+            self._on_condition_error(index, str(error))
+        if self._log_errors and index not in self._logged:
             self._logged.add(index)
             log.warning(
                 "route condition failed on an event; the route does not match it "

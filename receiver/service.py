@@ -77,7 +77,7 @@ class ReceiverService:
         self.started = False
         self.stopping = False
 
-    def _count_condition_error(self, route: int) -> None:
+    def _count_condition_error(self, route: int, _error: str) -> None:
         self.metrics.route_condition_errors.labels(str(route)).inc()
 
     def _authenticator(self) -> Authenticator:

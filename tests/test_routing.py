@@ -22,7 +22,9 @@ def rtmp(state: str, room: str = "room-1") -> dict[str, Any]:
 
 
 def router(*routes: RouteSettings, errors: list[int] | None = None) -> Router:
-    return Router(routes, errors.append if errors is not None else None)
+    if errors is None:
+        return Router(routes)
+    return Router(routes, lambda index, _error: errors.append(index))
 
 
 def test_a_state_condition_picks_the_pager_for_disconnected_only() -> None:

@@ -51,7 +51,10 @@ PATHOLOGICAL = "a" * (MAX_MESSAGE_CHARS - 200) + "!"
 def test_a_catastrophic_pattern_on_a_crafted_field_completes(pattern: str) -> None:
     condition = f"data.message.state.matches({orjson.dumps(pattern).decode()})"
     errors: list[int] = []
-    router = Router([RouteSettings(condition=condition, sinks=["pager"])], errors.append)
+    router = Router(
+        [RouteSettings(condition=condition, sinks=["pager"])],
+        lambda index, _error: errors.append(index),
+    )
     assert within_guard(router, hostile_envelope(state=PATHOLOGICAL)) == []
     assert errors == []
 
@@ -63,7 +66,7 @@ def test_a_pattern_taken_from_the_body_completes_or_fails_closed() -> None:
             RouteSettings(sinks=["all"]),
             RouteSettings(condition="data.message.state.matches(data.message.p)", sinks=["x"]),
         ],
-        errors.append,
+        lambda index, _error: errors.append(index),
     )
     for pattern in ["^(a+)+$", "(" * 5000, "a{1001}", "((a{1000}){1000}){1000}"]:
         envelope = hostile_envelope(state=PATHOLOGICAL[-20_000:], p=pattern)
@@ -105,7 +108,7 @@ def test_hostile_values_never_raise_out_of_the_router(message: dict[str, Any]) -
     router = Router(
         [RouteSettings(sinks=["all"])]
         + [RouteSettings(condition=c, sinks=[f"s{i}"]) for i, c in enumerate(conditions)],
-        lambda _index: None,
+        lambda _index, _error: None,
     )
     chosen = within_guard(router, hostile_envelope(**message))
     assert chosen[0] == "all"
