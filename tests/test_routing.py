@@ -1,15 +1,18 @@
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from receiver.app import ReceiverApp
 from receiver.config import ConfigError, RouteSettings, load_settings
 from receiver.envelope import build_envelope
 from receiver.events import parse_callback
 from receiver.routing import Router
-from tests.helpers import callback_body
+from tests.helpers import callback_body, read_jsonl, signed_headers, write_config
 
 
 def envelope(event_type: str = "RTMP_STREAM_STATE_CHANGE", **fields: Any) -> dict[str, Any]:
@@ -170,3 +173,32 @@ def test_the_helper_body_routes_by_its_message_fields() -> None:
     )
     routes = router(RouteSettings(condition='data.message.reply_id == "r-9"', sinks=["s"]))
     assert routes.sinks_for(event) == ["s"]
+
+
+async def test_the_service_counts_condition_errors_per_route(tmp_path: Path) -> None:
+    extra = (
+        f'[[sinks]]\nname = "pager"\ntype = "jsonl"\npath = "{tmp_path / "pager.jsonl"}"\n'
+        '[[routes]]\ncondition = \'data.message.state == "END"\'\nsinks = ["pager"]\n'
+    )
+    app = ReceiverApp(load_settings(write_config(tmp_path, 8998, extra=extra)))
+    await app.service.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8998") as http:
+            url = "http://127.0.0.1:8998/callbacks/metastudio"
+            for body in (callback_body(), callback_body("RTMP_STREAM_STATE_CHANGE", state="END")):
+                response = await http.post(
+                    "/callbacks/metastudio", content=body, headers=signed_headers(url)
+                )
+                assert response.status_code == 200
+            async with asyncio.timeout(10):
+                while (
+                    len(read_jsonl(tmp_path / "out.jsonl")) < 2
+                    or len(read_jsonl(tmp_path / "pager.jsonl")) < 1
+                ):
+                    await asyncio.sleep(0.01)
+            metrics = (await http.get("/metrics")).text
+    finally:
+        await app.service.stop()
+    assert len(read_jsonl(tmp_path / "pager.jsonl")) == 1
+    assert 'receiver_route_condition_errors_total{route="1"} 1.0' in metrics
