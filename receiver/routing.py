@@ -84,6 +84,9 @@ class Router:
         self._routes = [Route.from_settings(route) for route in routes]
         self._on_condition_error = on_condition_error
         self._log_errors = log_errors
+        self._paths = frozenset(
+            path for route in self._routes if route.condition for path in route.condition.paths
+        )
         self._logged: set[int] = set()
         # Routes that match anything pick their sinks without looking at the envelope.
         self._everything: list[str] | None = None
@@ -104,7 +107,7 @@ class Router:
                 continue
             if route.condition is not None:
                 if values is None:
-                    values = activation(envelope)
+                    values = activation(envelope, self._paths)
                 if not self._holds(index, route.condition, values):
                     continue
             chosen.append(index)

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from receiver.app import ReceiverApp
+from receiver.conditions import activation, compile_condition
 from receiver.config import ConfigError, RouteSettings, load_settings
 from receiver.envelope import build_envelope
 from receiver.events import parse_callback
@@ -151,7 +152,14 @@ def _config(tmp_path: Path, condition: str) -> Path:
 
 @pytest.mark.parametrize(
     "condition",
-    ["data.message.state ==", 'roomid == "a" &&& true', "roomid # 1", '"unterminated'],
+    [
+        "data.message.state ==",
+        'roomid == "a" &&& true',
+        "roomid # 1",
+        '"unterminated',
+        "data.message.list.exists(x, x == 1)",
+        'data.message.list.map(x, x + 1).all(y, y > 0) || roomid == "a"',
+    ],
 )
 def test_a_bad_condition_is_a_start_up_error_naming_the_route(
     tmp_path: Path, condition: str
@@ -160,6 +168,19 @@ def test_a_bad_condition_is_a_start_up_error_naming_the_route(
         load_settings(_config(tmp_path, condition))
     assert "routes[2].condition" in str(caught.value)
     assert repr(condition) in str(caught.value)
+
+
+def test_only_the_named_fields_are_presented_to_a_condition() -> None:
+    event = envelope(room_id="r", job_id="j", state="END", other={"deep": [1, 2]})
+    condition = compile_condition('has(data.message.state) && data.message.state == "END"')
+    values = activation(event, condition.paths)
+    assert set(values) == {"data"}
+    assert set(values["data"]) == {"message"}
+    assert set(values["data"]["message"]) == {"state"}
+    assert condition.holds(values)
+    assert not compile_condition("has(data.message.nope)").holds(
+        activation(event, [("data", "message", "nope")])
+    )
 
 
 def test_a_good_condition_loads(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from receiver.conditions import MAX_VALUE_ITEMS
 from receiver.config import RouteSettings
 from receiver.envelope import build_envelope
 from receiver.events import MAX_MESSAGE_CHARS, MAX_MESSAGE_DEPTH, parse_callback
@@ -102,7 +103,8 @@ def test_hostile_values_never_raise_out_of_the_router(message: dict[str, Any]) -
         'data.message.state.matches("^DIS")',
         "data.message.n > 10",
         'has(data.message.deep) && data.message.deep.k[0].k[0] == "x"',
-        "data.message.list.exists(x, x == 1999)",
+        "1999 in data.message.list",
+        "data.message.list.size() > 3",
         'data.job.state == "LIVING"',
     ]
     router = Router(
@@ -112,3 +114,24 @@ def test_hostile_values_never_raise_out_of_the_router(message: dict[str, Any]) -
     )
     chosen = within_guard(router, hostile_envelope(**message))
     assert chosen[0] == "all"
+
+
+def test_a_huge_list_costs_only_the_conditions_that_read_it() -> None:
+    errors: list[int] = []
+    router = Router(
+        [
+            RouteSettings(condition='data.message.state == "DISCONNECTED"', sinks=["pager"]),
+            RouteSettings(condition="0 in data.message.junk", sinks=["junk"]),
+        ],
+        lambda index, _error: errors.append(index),
+    )
+    # The longest list a message may hold: 16,000 items, far over what is converted.
+    junk = [0] * ((MAX_MESSAGE_CHARS - 200) // 2)
+    assert len(junk) > 10 * MAX_VALUE_ITEMS
+    envelope = hostile_envelope(state="DISCONNECTED", junk=junk)
+    started = time.monotonic()
+    for _ in range(100):
+        assert within_guard(router, envelope) == ["pager"]
+    # A hang guard with room to spare: converting the list each time took 100 ms.
+    assert time.monotonic() - started < GUARD_SECONDS
+    assert errors == [1] * 100
