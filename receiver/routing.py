@@ -93,11 +93,6 @@ class Router:
         if all(route.matches_all for route in self._routes):
             self._everything = list(dict.fromkeys(n for r in self._routes for n in r.sinks))
 
-    @property
-    def routes(self) -> list[Route]:
-        """The routes, in configuration order."""
-        return list(self._routes)
-
     def matching(self, envelope: dict[str, Any]) -> list[int]:
         """The indexes of the routes that match ``envelope``."""
         values: Activation | None = None
