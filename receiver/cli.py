@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from receiver import dlq_cli, healthcheck
+from receiver import dlq_cli, healthcheck, routes_cli
 from receiver.config import ConfigError, SigningRule, load_settings
 from receiver.file_access import AccessError
 from receiver.metastudio import cli as jobs_cli
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_cli.register(commands)
     simulator_cli.register(commands)
     dlq_cli.register(commands)
+    routes_cli.register(commands)
     return parser
 
 

@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from receiver.conditions import compile_condition
 from receiver.file_access import AccessError, require_readable
 from receiver.secretfiles import read_secret
 from receiver.sink_settings import SinkSettings
@@ -209,6 +210,8 @@ class RouteSettings(Section):
     room_ids: list[str] = Field(default_factory=lambda: ["*"])
     room_names: list[str] = Field(default_factory=lambda: ["*"])
     enrichment_status: list[str] = Field(default_factory=lambda: ["*"])
+    # A CEL expression over the envelope (receiver/conditions.py); empty: no condition.
+    condition: str = ""
     sinks: list[str] = Field(min_length=1)
 
 
@@ -317,6 +320,11 @@ class Settings(BaseSettings):
             unknown = sorted(set(route.sinks) - set(names))
             if unknown:
                 raise ValueError(f"routes[{index}].sinks: unknown sink(s) {unknown}")
+            if route.condition:
+                try:
+                    compile_condition(route.condition)
+                except ValueError as error:
+                    raise ValueError(f"routes[{index}].condition: {error}") from None
         if self.intake.backend == "sqlite" and self.intake.url:
             raise ValueError("intake.url is for the nats and redis backends")
         if self.intake.backend != "sqlite" and not self.intake.url:

@@ -84,6 +84,12 @@ class Metrics:
             ["status", "source"],
             registry=r,
         )
+        self.route_condition_errors = LoopCounter(
+            "receiver_route_condition_errors",
+            "Route conditions that erred on an event (the route did not match), by route index",
+            ["route"],
+            registry=r,
+        )
         self.api_calls = LoopCounter(
             "receiver_metastudio_api_calls",
             "MetaStudio API calls by operation and outcome",

@@ -51,7 +51,7 @@ class ReceiverService:
         self.pipeline = Pipeline(
             self.intake,
             self.sinks,
-            Router(settings.routes),
+            Router(settings.routes, self._count_condition_error),
             self.dead_letters,
             settings.pipeline,
             self.metrics,
@@ -76,6 +76,9 @@ class ReceiverService:
         self._maintenance: asyncio.Task[None] | None = None
         self.started = False
         self.stopping = False
+
+    def _count_condition_error(self, route: int, _error: str) -> None:
+        self.metrics.route_condition_errors.labels(str(route)).inc()
 
     def _authenticator(self) -> Authenticator:
         return Authenticator(self.settings.auth, self.settings.server.callback_url, self.keys.keys)

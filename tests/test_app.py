@@ -218,7 +218,9 @@ async def test_full_intake_answers_503_with_retry_after(tmp_path: Path) -> None:
 
 
 async def test_access_log_never_shows_the_signature(
-    client: httpx.AsyncClient, app: ReceiverApp, caplog: pytest.LogCaptureFixture,
+    client: httpx.AsyncClient,
+    app: ReceiverApp,
+    caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     stamp = hex_time(time.time())
@@ -231,7 +233,11 @@ async def test_access_log_never_shows_the_signature(
         )
     assert app.service.access_log is not None
     app.service.access_log.close()  # flushed and written out by its thread
-    (line,) = [orjson.loads(text) for text in capfd.readouterr().err.splitlines() if "receiver.access" in text]
+    (line,) = [
+        orjson.loads(text)
+        for text in capfd.readouterr().err.splitlines()
+        if "receiver.access" in text
+    ]
     assert line["path"] == PATH and line["status"] == 200
     assert line["event_id"] == response.json()["id"]
     assert line["request_id"] == response.headers["x-request-id"]

@@ -114,15 +114,22 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_command_reports_each_part(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good.write_text(good.read_text().replace('path = "out.jsonl"', f'path = "{good.parent / "out.jsonl"}"'))
+    good.write_text(
+        good.read_text().replace('path = "out.jsonl"', f'path = "{good.parent / "out.jsonl"}"')
+    )
     assert main(["check", "--config", str(good)]) == 0
     out = capsys.readouterr().out
     assert "ok   sink out (jsonl)" in out and "metastudio list call: skipped" in out
 
 
-def test_check_command_fails_on_unreachable_api(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_fails_on_unreachable_api(
+    good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = good.read_text().replace('path = "out.jsonl"', f'path = "{good.parent / "out.jsonl"}"')
-    good.write_text(text + '\n[metastudio]\nendpoint = "http://127.0.0.1:9"\nproject_id = "p"\nak = "a"\nsk = "s"\nmax_retries = 0\n')
+    good.write_text(
+        text
+        + '\n[metastudio]\nendpoint = "http://127.0.0.1:9"\nproject_id = "p"\nak = "a"\nsk = "s"\nmax_retries = 0\n'
+    )
     assert main(["check", "--config", str(good)]) == 1
     assert "FAIL metastudio list call" in capsys.readouterr().out
 
@@ -159,10 +166,14 @@ sinks = ["r", "h"]
 
 def test_unknown_template_field_and_missing_secret_file_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('[[sinks]]\nname = "n"\ntype = "nats"\nsubject = "x.{room}"\n[[routes]]\nsinks = ["n"]\n')
+    config.write_text(
+        '[[sinks]]\nname = "n"\ntype = "nats"\nsubject = "x.{room}"\n[[routes]]\nsinks = ["n"]\n'
+    )
     with pytest.raises(ConfigError, match="room"):
         load_settings(config)
-    config.write_text(f'[[sinks]]\nname = "n"\ntype = "redis"\nurl_file = "{tmp_path}/none"\n[[routes]]\nsinks = ["n"]\n')
+    config.write_text(
+        f'[[sinks]]\nname = "n"\ntype = "redis"\nurl_file = "{tmp_path}/none"\n[[routes]]\nsinks = ["n"]\n'
+    )
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(config)
 

@@ -18,7 +18,10 @@ PATH = "/callbacks/metastudio"
 
 
 def redis_config(tmp_path: Path, port: int, stream: str, attempts: int) -> Path:
-    config = write_config(tmp_path, 8999, extra=f"""
+    config = write_config(
+        tmp_path,
+        8999,
+        extra=f"""
 [[sinks]]
 name = "redis"
 type = "redis"
@@ -33,7 +36,8 @@ sinks = ["redis"]
 max_attempts = {attempts}
 initial_backoff_seconds = 0.05
 max_backoff_seconds = 0.2
-""")
+""",
+    )
     return config
 
 
@@ -47,9 +51,13 @@ async def stream_ids(stream: str) -> list[str]:
 
 async def send(app: ReceiverApp, count: int, room: str = "room-1") -> list[str]:
     ids = []
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+    ) as http:
         for n in range(count):
-            response = await http.post(PATH, content=callback_body(room=room, reply_id=str(n)), headers=signed_headers(URL))
+            response = await http.post(
+                PATH, content=callback_body(room=room, reply_id=str(n)), headers=signed_headers(URL)
+            )
             assert response.status_code == 200
             ids.append(response.json()["id"])
     return ids
@@ -80,7 +88,9 @@ async def test_intake_buffers_while_the_broker_is_down_and_drains_in_order(tmp_p
         await client.aclose()
 
 
-async def test_exhausted_events_are_dead_lettered_then_replayed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_exhausted_events_are_dead_lettered_then_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     require_service("Redis", REDIS)
     proxy = await TcpProxy(REDIS).start()
     stream = unique("dlq-")
@@ -100,7 +110,9 @@ async def test_exhausted_events_are_dead_lettered_then_replayed(tmp_path: Path, 
     assert await asyncio.to_thread(main, ["dlq", "list", "--config", str(config)]) == 0
     listed = capsys.readouterr().out
     assert all(event_id in listed for event_id in ids)
-    assert await asyncio.to_thread(main, ["dlq", "replay", "--all", "--config", str(config)]) == 1  # broker still down: kept
+    assert (
+        await asyncio.to_thread(main, ["dlq", "replay", "--all", "--config", str(config)]) == 1
+    )  # broker still down: kept
     proxy.restore()
     assert await asyncio.to_thread(main, ["dlq", "replay", "--all", "--config", str(config)]) == 0
     assert await stream_ids(stream) == ids

@@ -61,10 +61,14 @@ enabled = true
 
 
 @pytest.fixture
-async def receiver(tmp_path: Path, api: str) -> AsyncIterator[tuple[ReceiverApp, httpx.AsyncClient]]:
+async def receiver(
+    tmp_path: Path, api: str
+) -> AsyncIterator[tuple[ReceiverApp, httpx.AsyncClient]]:
     app = ReceiverApp(load_settings(enrichment_config(tmp_path, api)))
     await app.service.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+    ) as http:
         yield app, http
     await app.service.stop()
 
@@ -76,11 +80,14 @@ async def lines(path: Path, count: int) -> list[dict[str, Any]]:
     return found  # type: ignore[return-value]
 
 
-async def test_envelope_carries_the_job_without_secrets(receiver: tuple[ReceiverApp, httpx.AsyncClient],
-                                                         sim_jobs: list[dict[str, Any]], tmp_path: Path) -> None:
+async def test_envelope_carries_the_job_without_secrets(
+    receiver: tuple[ReceiverApp, httpx.AsyncClient], sim_jobs: list[dict[str, Any]], tmp_path: Path
+) -> None:
     _, http = receiver
     job = sim_jobs[0]
-    body = callback_body("SHOOT_SCRIPT_SWITCH", job["room_id"], job_id=job["job_id"], shoot_script_sequence_no="2")
+    body = callback_body(
+        "SHOOT_SCRIPT_SWITCH", job["room_id"], job_id=job["job_id"], shoot_script_sequence_no="2"
+    )
     assert (await http.post(PATH, content=body, headers=signed_headers(URL))).status_code == 200
     (envelope,) = await lines(tmp_path / "out.jsonl", 1)
     data = envelope["data"]
@@ -93,28 +100,44 @@ async def test_envelope_carries_the_job_without_secrets(receiver: tuple[Receiver
     assert all(user["signature"] not in text for user in job["rtc_room_info"]["users"])
 
 
-async def test_unknown_job_and_wrong_room_are_flagged(receiver: tuple[ReceiverApp, httpx.AsyncClient],
-                                                      sim_jobs: list[dict[str, Any]], tmp_path: Path) -> None:
+async def test_unknown_job_and_wrong_room_are_flagged(
+    receiver: tuple[ReceiverApp, httpx.AsyncClient], sim_jobs: list[dict[str, Any]], tmp_path: Path
+) -> None:
     _, http = receiver
     job = next(j for j in sim_jobs if j["state"] in ("WAITING", "PROCESSING"))
     other_room = next(j["room_id"] for j in sim_jobs if j["room_id"] != job["room_id"])
     await asyncio.sleep(0.3)  # the start-up sweep has indexed the active jobs
-    forged = [callback_body("REPLY_COMMAND_FINISH", job["room_id"], job_id="not-a-job", reply_id="1"),
-              callback_body("REPLY_COMMAND_FINISH", other_room, job_id=job["job_id"], reply_id="2")]
+    forged = [
+        callback_body("REPLY_COMMAND_FINISH", job["room_id"], job_id="not-a-job", reply_id="1"),
+        callback_body("REPLY_COMMAND_FINISH", other_room, job_id=job["job_id"], reply_id="2"),
+    ]
     for body in forged:
         assert (await http.post(PATH, content=body, headers=signed_headers(URL))).status_code == 200
-    statuses = {e["data"]["message"]["reply_id"]: e["data"]["enrichment"]["status"] for e in await lines(tmp_path / "out.jsonl", 2)}
+    statuses = {
+        e["data"]["message"]["reply_id"]: e["data"]["enrichment"]["status"]
+        for e in await lines(tmp_path / "out.jsonl", 2)
+    }
     assert statuses == {"1": "not_found", "2": "mismatch"}
 
 
-async def test_api_failure_forwards_unavailable_after_the_deadline(tmp_path: Path, broken_api: str,
-                                                                    sim_jobs: list[dict[str, Any]]) -> None:
+async def test_api_failure_forwards_unavailable_after_the_deadline(
+    tmp_path: Path, broken_api: str, sim_jobs: list[dict[str, Any]]
+) -> None:
     app = ReceiverApp(load_settings(enrichment_config(tmp_path, broken_api, deadline_seconds=0.5)))
     await app.service.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+    ) as http:
         for n in range(3):
-            body = callback_body("REPLY_COMMAND_FINISH", sim_jobs[n]["room_id"], job_id=sim_jobs[n]["job_id"], reply_id=str(n))
-            assert (await http.post(PATH, content=body, headers=signed_headers(URL))).status_code == 200
+            body = callback_body(
+                "REPLY_COMMAND_FINISH",
+                sim_jobs[n]["room_id"],
+                job_id=sim_jobs[n]["job_id"],
+                reply_id=str(n),
+            )
+            assert (
+                await http.post(PATH, content=body, headers=signed_headers(URL))
+            ).status_code == 200
         found = await lines(tmp_path / "out.jsonl", 3)
     await app.service.stop()
     assert {e["data"]["enrichment"]["status"] for e in found} == {"unavailable"}
@@ -122,11 +145,17 @@ async def test_api_failure_forwards_unavailable_after_the_deadline(tmp_path: Pat
     assert all(e["data"]["job"] is None for e in found)
 
 
-async def test_not_found_can_be_dead_lettered(tmp_path: Path, api: str, sim_jobs: list[dict[str, Any]]) -> None:
+async def test_not_found_can_be_dead_lettered(
+    tmp_path: Path, api: str, sim_jobs: list[dict[str, Any]]
+) -> None:
     app = ReceiverApp(load_settings(enrichment_config(tmp_path, api, on_not_found="dead_letter")))
     await app.service.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999") as http:
-        body = callback_body("REPLY_COMMAND_FINISH", sim_jobs[0]["room_id"], job_id="forged-job", reply_id="x")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+    ) as http:
+        body = callback_body(
+            "REPLY_COMMAND_FINISH", sim_jobs[0]["room_id"], job_id="forged-job", reply_id="x"
+        )
         assert (await http.post(PATH, content=body, headers=signed_headers(URL))).status_code == 200
         async with asyncio.timeout(10):
             while app.service.intake.depth():
@@ -139,18 +168,30 @@ async def test_not_found_can_be_dead_lettered(tmp_path: Path, api: str, sim_jobs
     assert read_jsonl(tmp_path / "out.jsonl") == []
 
 
-async def test_stream_end_refreshes_the_job(receiver: tuple[ReceiverApp, httpx.AsyncClient], api: str,
-                                            sim_jobs: list[dict[str, Any]], tmp_path: Path) -> None:
+async def test_stream_end_refreshes_the_job(
+    receiver: tuple[ReceiverApp, httpx.AsyncClient],
+    api: str,
+    sim_jobs: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
     _, http = receiver
     job = next(j for j in sim_jobs if j["state"] == "PROCESSING")
-    first = callback_body("RTMP_STREAM_STATE_CHANGE", job["room_id"], job_id=job["job_id"], state="CONNECTED")
+    first = callback_body(
+        "RTMP_STREAM_STATE_CHANGE", job["room_id"], job_id=job["job_id"], state="CONNECTED"
+    )
     assert (await http.post(PATH, content=first, headers=signed_headers(URL))).status_code == 200
     await lines(tmp_path / "out.jsonl", 1)
     async with httpx.AsyncClient() as admin:
-        (await admin.post(f"{api}/_sim/jobs/{job['job_id']}/state", json={"state": "SUCCEED"})).raise_for_status()
-    end = callback_body("RTMP_STREAM_STATE_CHANGE", job["room_id"], job_id=job["job_id"], state="END")
+        (
+            await admin.post(f"{api}/_sim/jobs/{job['job_id']}/state", json={"state": "SUCCEED"})
+        ).raise_for_status()
+    end = callback_body(
+        "RTMP_STREAM_STATE_CHANGE", job["room_id"], job_id=job["job_id"], state="END"
+    )
     assert (await http.post(PATH, content=end, headers=signed_headers(URL))).status_code == 200
     envelopes = await lines(tmp_path / "out.jsonl", 2)
     assert [e["data"]["job"]["state"] for e in envelopes] == ["PROCESSING", "SUCCEED"]
     async with httpx.AsyncClient() as admin:
-        (await admin.post(f"{api}/_sim/jobs/{job['job_id']}/state", json={"state": "PROCESSING"})).raise_for_status()
+        (
+            await admin.post(f"{api}/_sim/jobs/{job['job_id']}/state", json={"state": "PROCESSING"})
+        ).raise_for_status()

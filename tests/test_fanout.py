@@ -33,11 +33,16 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
 ) -> None:
     for name, address in (("NATS", NATS), ("RabbitMQ", RABBITMQ), ("Redis", REDIS)):
         require_service(name, address)
-    names = {key: unique(f"fanout-{key}-") for key in ("stream", "exchange", "redis", "topic", "subject")}
+    names = {
+        key: unique(f"fanout-{key}-") for key in ("stream", "exchange", "redis", "topic", "subject")
+    }
     text = EXAMPLE.read_text()
     for old, new in (
         ('"METASTUDIO_LIVE"', f'"{names["stream"].upper().replace("-", "_")}"'),
-        ('"metastudio.live.{event_type}.{room_id}"', f'"{names["subject"]}.{{event_type}}.{{room_id}}"'),
+        (
+            '"metastudio.live.{event_type}.{room_id}"',
+            f'"{names["subject"]}.{{event_type}}.{{room_id}}"',
+        ),
         ('exchange = "metastudio"', f'exchange = "{names["exchange"]}"'),
         ('"metastudio:live"', f'"{names["redis"]}"'),
         ('"127.0.0.1:9092"', f'"{kafka.bootstrap}"'),
@@ -52,15 +57,23 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
 
     connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
     channel = await connection.channel()
-    exchange = await channel.declare_exchange(names["exchange"], aio_pika.ExchangeType.TOPIC, durable=True)
+    exchange = await channel.declare_exchange(
+        names["exchange"], aio_pika.ExchangeType.TOPIC, durable=True
+    )
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(exchange, "#")
 
     await app.service.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080"
+        ) as http:
             body = callback_body("SHOOT_SCRIPT_SWITCH", "room-7", shoot_script_sequence_no="3")
-            response = await http.post("/callbacks/metastudio", content=body, headers=signed_headers(URL, "broker-example-key"))
+            response = await http.post(
+                "/callbacks/metastudio",
+                content=body,
+                headers=signed_headers(URL, "broker-example-key"),
+            )
         assert response.status_code == 200
         event_id = response.json()["id"]
         async with asyncio.timeout(30):
@@ -80,7 +93,10 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
     await client.close()
 
     incoming = await queue.get(no_ack=True, timeout=5)
-    assert incoming.message_id == event_id and incoming.routing_key == "live.SHOOT_SCRIPT_SWITCH.room-7"
+    assert (
+        incoming.message_id == event_id
+        and incoming.routing_key == "live.SHOOT_SCRIPT_SWITCH.room-7"
+    )
     received["rabbitmq"] = orjson.loads(incoming.body)
     await exchange.delete()
     await connection.close()
@@ -92,7 +108,9 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
     await redis.delete(names["redis"])
     await redis.aclose()
 
-    consumer = AIOKafkaConsumer(names["topic"], bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        names["topic"], bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), 15)
@@ -106,7 +124,9 @@ async def test_one_callback_reaches_every_broker_as_the_same_envelope(
     assert envelopes[0]["id"] == event_id and envelopes[0]["subject"] == "room-7"
 
 
-async def test_readyz_reflects_a_critical_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_readyz_reflects_a_critical_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "r.toml"
     config.write_text(f"""
 [server]
@@ -115,9 +135,9 @@ public_url = "http://127.0.0.1:8080/callbacks/metastudio"
 type = "MSS_A_HEAD"
 keys = ["k"]
 [intake]
-path = "{tmp_path / 'i.db'}"
+path = "{tmp_path / "i.db"}"
 [dead_letters]
-path = "{tmp_path / 'd.db'}"
+path = "{tmp_path / "d.db"}"
 [[sinks]]
 name = "down"
 type = "nats"
@@ -129,7 +149,9 @@ sinks = ["down"]
     app = ReceiverApp(load_settings(config))
     await app.service.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"] == {"intake": True, "sink:down": False}

@@ -34,7 +34,9 @@ def test_counter_with_and_without_labels() -> None:
 
 def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
     registry = CollectorRegistry()
-    latency = LoopHistogram("demo_seconds", "Latency", ["sink"], buckets=(0.1, 1, 10), registry=registry)
+    latency = LoopHistogram(
+        "demo_seconds", "Latency", ["sink"], buckets=(0.1, 1, 10), registry=registry
+    )
     for value in (0.05, 0.1, 0.5, 3, 30):
         latency.labels("out").observe(value)
     found = samples(registry)

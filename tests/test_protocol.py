@@ -350,7 +350,9 @@ async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(tmp_pat
     config.load()
     await app.service.start()
     try:
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+        protocol = config.http_protocol_class(
+            config=config, server_state=ServerState(), app_state={}
+        )  # type: ignore[call-arg]
         protocol.timeout_keep_alive = 0.3
         transport = FakeTransport()
         protocol.connection_made(transport)

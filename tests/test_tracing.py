@@ -17,15 +17,21 @@ async def test_callback_and_delivery_spans_share_one_trace(tmp_path: Path) -> No
     tracing = build_tracing(TracingSettings(enabled=True), exporter)
     app = ReceiverApp(load_settings(write_config(tmp_path, 8999)), tracing)
     await app.service.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999") as http:
-        response = await http.post("/callbacks/metastudio", content=callback_body(), headers=signed_headers(URL))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+    ) as http:
+        response = await http.post(
+            "/callbacks/metastudio", content=callback_body(), headers=signed_headers(URL)
+        )
     async with asyncio.timeout(10):
         while not read_jsonl(tmp_path / "out.jsonl"):
             await asyncio.sleep(0.02)
     await app.service.stop()
     spans = {span.name: span for span in exporter.get_finished_spans()}
     callback, publish = spans["metastudio.callback"], spans["publish out"]
-    assert callback.attributes is not None and callback.attributes["event_id"] == response.json()["id"]
+    assert (
+        callback.attributes is not None and callback.attributes["event_id"] == response.json()["id"]
+    )
     assert publish.context.trace_id == callback.context.trace_id
     assert publish.parent is not None and publish.parent.span_id == callback.context.span_id
     (envelope,) = read_jsonl(tmp_path / "out.jsonl")

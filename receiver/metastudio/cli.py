@@ -11,6 +11,7 @@ import sys
 from typing import Any, TextIO
 
 import orjson
+from wcwidth import wcswidth, wcwidth
 
 from receiver.config import ConfigError, load_settings
 from receiver.metastudio.client import MetaStudioClient
@@ -81,15 +82,24 @@ async def _fetch(
 
 
 def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """``value`` as one table cell: control characters (which would move the cursor or end
+    the line) shown as ``?``."""
+    text = "-" if value is None else str(value)
+    return "".join("?" if wcwidth(char) < 0 else char for char in text)
+
+
+def _width(cell: str) -> int:
+    """Terminal columns of ``cell``: CJK characters take two, combining marks none."""
+    return max(wcswidth(cell), 0)
 
 
 def print_table(count: int, jobs: list[dict[str, Any]], out: TextIO) -> None:
     """One aligned line per job, then the total."""
     rows = [list(TABLE_COLUMNS)] + [[_cell(job.get(c)) for c in TABLE_COLUMNS] for job in jobs]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
     for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = zip(row, widths, strict=True)
+        out.write("  ".join(cell + " " * (width - _width(cell)) for cell, width in cells))
         out.write("\n")
     out.write(f"{len(jobs)} shown, {count} in total\n")
 

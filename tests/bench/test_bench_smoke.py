@@ -162,3 +162,22 @@ def test_breakdown_runs_each_stage_and_only_the_stored_ones_store(tmp_path: Path
     assert results["intake"]["accepted"] >= results["intake"]["ok_2xx"]
     assert count_lines(work / "full.jsonl") == results["full"]["accepted"]
     assert "added us/req" in breakdown_table(results)
+
+
+def test_routing_part_compares_routers_on_pool_envelopes() -> None:
+    from bench import routing
+
+    events = routing.envelopes(500)  # the pool mixes kinds one round of 50 rooms at a time
+    assert {e["data"]["event_type"] for e in events} == {
+        "SHOOT_SCRIPT_SWITCH",
+        "REPLY_COMMAND_FINISH",
+        "RTMP_STREAM_STATE_CHANGE",
+    }
+    conditional = routing.routers()["conditions"][1]
+    replies = [e for e in events if e["data"]["event_type"] == "REPLY_COMMAND_FINISH"]
+    assert "s2" in conditional.sinks_for(replies[0])
+    results = {
+        name: {"what": what, "us_per_event": 1.0, "added_us": 0.0}
+        for name, (what, _router) in routing.routers().items()
+    }
+    assert routing.routing_table(results).count("\n") == 4

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import orjson
 import pytest
+from wcwidth import wcwidth
 
-from receiver.metastudio.cli import register
+from receiver.metastudio.cli import print_table, register
 
 from .fake_api import AK, PROJECT_ID, SK, Fault, RunningApi, make_job
 
@@ -165,3 +167,34 @@ def test_sort_flags_are_choices(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["jobs", "list", "--sort-dir", "up"])
     assert "--sort-dir" in capsys.readouterr().err
+
+
+def _columns_at(line: str) -> list[int]:
+    """The terminal column where each cell of ``line`` starts."""
+    starts, column, previous = [], 0, " "
+    for char in line:
+        if char != " " and previous == " ":
+            starts.append(column)
+        column += max(wcwidth(char), 0)
+        previous = char
+    return starts
+
+
+def test_table_columns_line_up_with_wide_room_names() -> None:
+    jobs = [
+        {"job_id": "job-1", "room_id": "r1", "room_name": "直播间一号", "state": "PROCESSING"},
+        {"job_id": "job-2", "room_id": "r2", "room_name": "ascii-room", "state": "SUCCEED"},
+        {"job_id": "job-3", "room_id": "r3", "room_name": "デジタル配信", "state": "FAILED"},
+        {"job_id": "job-4", "room_id": "r4", "room_name": "e\u0301clair", "state": "WAITING"},
+    ]
+    out = io.StringIO()
+    print_table(4, jobs, out)
+    lines = out.getvalue().splitlines()[:-1]
+    assert len({tuple(_columns_at(line)) for line in lines}) == 1, "\n".join(lines)
+
+
+def test_table_cells_cannot_move_the_cursor() -> None:
+    out = io.StringIO()
+    print_table(1, [{"job_id": "j", "room_name": "a\x1b[2Jb\nc"}], out)
+    assert "\x1b" not in out.getvalue()
+    assert out.getvalue().count("\n") == 3

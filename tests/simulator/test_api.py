@@ -103,7 +103,9 @@ def test_create_time_window(client: httpx.Client, jobs: list[dict[str, Any]]) ->
     times = sorted(parse_rfc3339(job["create_time"]) for job in jobs)
     since, until = times[10], times[30]
     found = all_pages(
-        client, LIST, create_since=rfc3339(since),
+        client,
+        LIST,
+        create_since=rfc3339(since),
         create_until=(until + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00"),
     )
     assert len(found) == 21
@@ -165,9 +167,16 @@ def test_not_found_bodies(client: httpx.Client, jobs: list[dict[str, Any]]) -> N
 @pytest.mark.parametrize(
     "params",
     [
-        {"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"offset": "-1"},
-        {"offset": "2147483648"}, {"sort_key": "name"}, {"sort_dir": "up"},
-        {"state": "RUNNING"}, {"create_since": "yesterday"}, {"create_until": "2025-13-01"},
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "ten"},
+        {"offset": "-1"},
+        {"offset": "2147483648"},
+        {"sort_key": "name"},
+        {"sort_dir": "up"},
+        {"state": "RUNNING"},
+        {"create_since": "yesterday"},
+        {"create_until": "2025-13-01"},
     ],
 )
 def test_bad_parameters(client: httpx.Client, params: dict[str, str]) -> None:

@@ -59,9 +59,27 @@ def free_port() -> int:
 def api_url() -> Iterator[str]:
     port = free_port()
     command = [
-        sys.executable, "-c", LAUNCH, "simulate", "api", "--port", str(port),
-        "--project-id", PROJECT_ID, "--ak", AK, "--sk", SK, "--token", "tok",
-        "--jobs", "30", "--seed", "42", "--latency-ms", "1",
+        sys.executable,
+        "-c",
+        LAUNCH,
+        "simulate",
+        "api",
+        "--port",
+        str(port),
+        "--project-id",
+        PROJECT_ID,
+        "--ak",
+        AK,
+        "--sk",
+        SK,
+        "--token",
+        "tok",
+        "--jobs",
+        "30",
+        "--seed",
+        "42",
+        "--latency-ms",
+        "1",
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -104,8 +122,22 @@ def recorder() -> Iterator[tuple[list[dict[str, Any]], str]]:
 
 def test_parser_shape() -> None:
     args = parser().parse_args(
-        ["simulate", "send", "--url", "https://x/cb", "--key", "k", "--auth", "MSS_A",
-         "--event", "SHOOT_SCRIPT_SWITCH", "--event", "REPLY_COMMAND_FINISH", "--rooms", "2"]
+        [
+            "simulate",
+            "send",
+            "--url",
+            "https://x/cb",
+            "--key",
+            "k",
+            "--auth",
+            "MSS_A",
+            "--event",
+            "SHOOT_SCRIPT_SWITCH",
+            "--event",
+            "REPLY_COMMAND_FINISH",
+            "--rooms",
+            "2",
+        ]
     )
     assert args.event == ["SHOOT_SCRIPT_SWITCH", "REPLY_COMMAND_FINISH"]
     assert args.rooms == 2
@@ -122,9 +154,30 @@ def test_send_scenario_matches_the_api_jobs(
 ) -> None:
     received, callback_url = recorder
     code = run(
-        ["simulate", "send", "--url", callback_url, "--key", KEY, "--auth", "MSS_A",
-         "--scenario", "live-session", "--rooms", "3", "--jobs", "30", "--seed", "42",
-         "--project-id", PROJECT_ID, "--rate", "500", "--count", "40"]
+        [
+            "simulate",
+            "send",
+            "--url",
+            callback_url,
+            "--key",
+            KEY,
+            "--auth",
+            "MSS_A",
+            "--scenario",
+            "live-session",
+            "--rooms",
+            "3",
+            "--jobs",
+            "30",
+            "--seed",
+            "42",
+            "--project-id",
+            PROJECT_ID,
+            "--rate",
+            "500",
+            "--count",
+            "40",
+        ]
     )
     assert code == 0
     report = orjson.loads(capsys.readouterr().out)
@@ -150,9 +203,26 @@ def test_send_single_events_with_token_api(
 ) -> None:
     received, callback_url = recorder
     code = run(
-        ["simulate", "send", "--url", callback_url, "--key", KEY, "--auth", "MSS_A",
-         "--event", "RTMP_STREAM_STATE_CHANGE", "--rooms", "2", "--jobs", "30", "--seed", "42",
-         "--count", "4"]
+        [
+            "simulate",
+            "send",
+            "--url",
+            callback_url,
+            "--key",
+            KEY,
+            "--auth",
+            "MSS_A",
+            "--event",
+            "RTMP_STREAM_STATE_CHANGE",
+            "--rooms",
+            "2",
+            "--jobs",
+            "30",
+            "--seed",
+            "42",
+            "--count",
+            "4",
+        ]
     )
     assert code == 0
     assert orjson.loads(capsys.readouterr().out)["sent"] == 4

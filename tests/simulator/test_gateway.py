@@ -19,9 +19,7 @@ PASSWORD_IDENTITY = {
     "auth": {
         "identity": {
             "methods": ["password"],
-            "password": {
-                "user": {"name": "ops", "password": "pw", "domain": {"name": "tenant"}}
-            },
+            "password": {"user": {"name": "ops", "password": "pw", "domain": {"name": "tenant"}}},
         },
         "scope": {"project": {"id": PROJECT_ID}},
     }

@@ -14,11 +14,28 @@ from receiver.simulator import (
 )
 
 FIELDS = {
-    "job_id", "room_id", "room_name", "state", "duration", "start_time", "end_time",
-    "error_info", "create_time", "lastupdate_time", "rtc_room_info", "live_event_report_url",
-    "live_event_callback_config", "rtc_callback_config", "stream_duration", "block_reason",
-    "cover_url", "co_streamer_config", "live_job_log", "relation_live_platform_info",
-    "used_resource_type", "is_ai_mark_on",
+    "job_id",
+    "room_id",
+    "room_name",
+    "state",
+    "duration",
+    "start_time",
+    "end_time",
+    "error_info",
+    "create_time",
+    "lastupdate_time",
+    "rtc_room_info",
+    "live_event_report_url",
+    "live_event_callback_config",
+    "rtc_callback_config",
+    "stream_duration",
+    "block_reason",
+    "cover_url",
+    "co_streamer_config",
+    "live_job_log",
+    "relation_live_platform_info",
+    "used_resource_type",
+    "is_ai_mark_on",
 }
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

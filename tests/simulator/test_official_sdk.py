@@ -46,8 +46,11 @@ async def test_sdk_lists_jobs_with_filters(base_url: str, jobs: list[dict[str, A
     client = sdk_client(base_url)
     room_name = jobs[0]["room_name"]
     request = ListSmartLiveJobsRequest(
-        limit=100, state="PROCESSING,WAITING,SUCCEED,FAILED,BLOCKED",
-        sort_key="update_time", sort_dir="desc", room_name=room_name,
+        limit=100,
+        state="PROCESSING,WAITING,SUCCEED,FAILED,BLOCKED",
+        sort_key="update_time",
+        sort_dir="desc",
+        room_name=room_name,
     )
     response = await asyncio.to_thread(client.list_smart_live_jobs, request)
     expected = [job for job in jobs if job["room_name"] == room_name]
@@ -79,8 +82,9 @@ async def test_sdk_shows_one_job(base_url: str, jobs: list[dict[str, Any]]) -> N
     response = await asyncio.to_thread(client.show_smart_live, request)
     assert response.job_id == job["job_id"]
     assert response.state == job["state"]
-    assert response.relation_live_platform_info.live_id == (
-        job["relation_live_platform_info"]["live_id"]
+    assert (
+        response.relation_live_platform_info.live_id
+        == (job["relation_live_platform_info"]["live_id"])
     )
 
 

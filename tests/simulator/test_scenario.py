@@ -19,7 +19,11 @@ from receiver.simulator.scenario import Callback
 
 KEYS = {
     "SHOOT_SCRIPT_SWITCH": {
-        "room_id", "job_id", "scene_script_name", "shoot_script_sequence_no", "shoot_script_title",
+        "room_id",
+        "job_id",
+        "scene_script_name",
+        "shoot_script_sequence_no",
+        "shoot_script_title",
     },
     "RTMP_STREAM_STATE_CHANGE": {"room_id", "job_id", "output_url", "stream_key", "state"},
     "REPLY_COMMAND_FINISH": {"room_id", "job_id", "reply_id"},

@@ -200,4 +200,3 @@ def test_redaction_helpers() -> None:
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     text = "failed amqp://guest:pw-123@host/ with pw-123"
     assert "pw-123" not in scrub(text, "amqp://guest:pw-123@host/")
-
