@@ -173,16 +173,25 @@ def redact_message(message: dict[str, Any], max_depth: int) -> dict[str, Any]:
     """A callback message with every secret replaced, as :func:`redact_job` does, push-URL
     stream keys included; raise :class:`TooDeep` past ``max_depth`` levels.
 
-    A flat message with no secret-named key and no URL (most callbacks) is returned as
-    it is; any other is copied.
+    A message with nothing to redact (most callbacks) is returned as it is; any other is
+    copied, its unchanged values shared.
     """
+    if max_depth <= 0:
+        raise TooDeep("nested deeper than the limit")
+    redacted: dict[str, Any] | None = None
     for name, value in message.items():
         kind = type(value)
-        if (kind is str and "://" in value) or (kind is not str and kind not in _SCALARS):
-            break
         if is_secret_name(name):
-            break
-    else:
-        return message
-    redacted: dict[str, Any] = _redact_any(message, max_depth)
-    return redacted
+            cleaned = value if value is None or value == "" else REDACTED
+        elif kind is str:
+            if "://" not in value:
+                continue
+            cleaned = redact_text(value, name in _URLS_WITH_SECRET_QUERY)
+        elif kind in _SCALARS:
+            continue
+        else:
+            cleaned = _redact_any(value, max_depth - 1)
+        if redacted is None:
+            redacted = dict(message)
+        redacted[name] = cleaned
+    return message if redacted is None else redacted
