@@ -305,9 +305,11 @@ class RedisIntake(CoroutineIntake):
         streams: Any = {self.stream_key(p): ">" for p in partitions}
         tenures = {self.stream_key(p): self._tenures[p] for p in partitions}
         block = int(block_seconds * 1000) or None
-        reply: Any = await self._redis().xreadgroup(
-            GROUP, self.replica_id, streams, count=max(1, limit), block=block
-        )
+        # Bounded here too: a read whose reply never arrives must not stall the partition.
+        async with asyncio.timeout(block_seconds + self._timeout + 2):
+            reply: Any = await self._redis().xreadgroup(
+                GROUP, self.replica_id, streams, count=max(1, limit), block=block
+            )
         for name, entries in reply or []:
             tenure = tenures[name.decode() if isinstance(name, bytes) else str(name)]
             if self._tenures.get(tenure.partition) is tenure:

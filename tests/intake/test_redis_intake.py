@@ -286,3 +286,21 @@ async def test_a_takeover_claim_that_fails_midway_hands_each_entry_out_once(pref
     finally:
         await intake.close()
         await client.aclose()
+
+
+async def test_a_read_whose_reply_never_comes_is_unavailable_not_a_hang(prefix: str) -> None:
+    intake = maker(prefix)(partitions=1, lease_ttl=3.0, timeout=0.5)
+    await intake.start()
+    try:
+        await cases.wait_for(lambda: cases.owned(intake) == {0})
+        assert await intake.take(10, wait_seconds=0.1) == []  # the takeover's claim
+
+        async def lost(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.Event().wait()  # a reply that never arrives
+
+        intake._redis().xreadgroup = lost  # type: ignore[method-assign]
+        async with asyncio.timeout(30):  # guards the hang this test is about
+            with pytest.raises(IntakeUnavailable):
+                await intake.take(10, wait_seconds=5.0)
+    finally:
+        await intake.close()
