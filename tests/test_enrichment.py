@@ -123,7 +123,7 @@ async def test_unknown_job_and_wrong_room_are_flagged(
 async def test_api_failure_forwards_unavailable_after_the_deadline(
     tmp_path: Path, broken_api: str, sim_jobs: list[dict[str, Any]]
 ) -> None:
-    app = ReceiverApp(load_settings(enrichment_config(tmp_path, broken_api, deadline_seconds=0.5)))
+    app = ReceiverApp(load_settings(enrichment_config(tmp_path, broken_api, deadline_seconds=3.0)))
     await app.service.start()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
