@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -285,3 +285,17 @@ class Tansu:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+async def redis_prefix(stem: str) -> AsyncIterator[str]:
+    """A unique Redis key prefix for one test; its keys are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    require_service("Redis", REDIS)
+    name = unique(stem)
+    yield name
+    client = aioredis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{name}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from receiver.intake.nats import NatsIntake
 from receiver.intake.redis import RedisIntake
-from tests.brokers import REDIS, REDIS_URL, require_service, unique
+from tests.brokers import REDIS_URL, redis_prefix
 from tests.intake.nats_server import OwnNatsServer
 from tests.replicas import intake_cases as cases
 
@@ -29,14 +29,8 @@ class Killed(BaseException):
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    require_service("Redis", REDIS)
-    name = unique("test-crash-steps-")
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{name}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async for name in redis_prefix("test-crash-steps-"):
+        yield name
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import redis.exceptions
 
 from receiver.intake import Intake, IntakeUnavailable
 from receiver.intake.redis import RedisIntake
-from tests.brokers import REDIS, REDIS_URL, require_service, unique
+from tests.brokers import REDIS_URL, redis_prefix
 from tests.replicas import intake_cases as cases
 
 TTL = 1.0
@@ -21,14 +21,8 @@ TTL = 1.0
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    require_service("Redis", REDIS)
-    name = unique("test-intake-")
-    yield name
-    client = aioredis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{name}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async for name in redis_prefix("test-intake-"):
+        yield name
 
 
 def maker(prefix: str) -> cases.Make:
