@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import orjson
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -35,6 +32,7 @@ from pydantic_settings import (
 from receiver.conditions import compile_condition
 from receiver.file_access import AccessError, require_readable
 from receiver.secretfiles import read_secret
+from receiver.section import Section, TextList, list_from_text
 from receiver.sink_settings import SinkSettings
 
 CONFIG_ENV = "RECEIVER_CONFIG"
@@ -42,12 +40,6 @@ CONFIG_ENV = "RECEIVER_CONFIG"
 
 class ConfigError(Exception):
     """The configuration is invalid; the message names every bad key."""
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are refused so a typo is not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class AuthType(StrEnum):
@@ -64,19 +56,6 @@ class SigningRule(StrEnum):
     HOST_PATH_QUERY = "host_path_query"
     FULL_URL = "full_url"
     PATH_QUERY = "path_query"
-
-
-def _list_from_text(value: Any) -> Any:
-    """Let a list key be given as one string: a JSON list, or comma-separated values."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return orjson.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
-TextList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_text)]
 
 
 class ServerSettings(Section):
@@ -127,15 +106,15 @@ class ServerSettings(Section):
 
 
 class AuthSettings(Section):
-    type: Annotated[list[AuthType], NoDecode, BeforeValidator(_list_from_text)] = Field(
+    type: Annotated[list[AuthType], NoDecode, BeforeValidator(list_from_text)] = Field(
         default_factory=lambda: [AuthType.MSS_A_HEAD]
     )
-    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_list_from_text)] = Field(
+    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(list_from_text)] = Field(
         default_factory=list
     )
     keys_file: Path | None = None
     tolerance_seconds: int = Field(120, ge=1, le=3600)
-    rules: Annotated[list[SigningRule], NoDecode, BeforeValidator(_list_from_text)] = Field(
+    rules: Annotated[list[SigningRule], NoDecode, BeforeValidator(list_from_text)] = Field(
         default_factory=lambda: [SigningRule.HOST_PATH_QUERY]
     )
     url_token_param: str | None = None
