@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from receiver.conditions import compile_condition
 from receiver.file_access import AccessError, require_readable
+from receiver.reconcile.settings import ReconcileSettings
 from receiver.secretfiles import read_secret
 from receiver.section import Section, TextList, list_from_text
 from receiver.sink_settings import SinkSettings
@@ -275,6 +276,7 @@ class Settings(BaseSettings):
     routes: list[RouteSettings] = Field(default_factory=_default_routes)
     metastudio: MetaStudioSettings = MetaStudioSettings()
     enrichment: EnrichmentSettings = EnrichmentSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()

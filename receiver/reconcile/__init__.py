@@ -1,0 +1,1 @@
+"""Reconciliation: watch the tenant's live jobs and report their state changes as events."""

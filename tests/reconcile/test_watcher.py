@@ -1,0 +1,107 @@
+"""The job watcher against a scripted job list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from receiver.config import Settings
+from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
+from receiver.reconcile.events import CLOUDEVENT_TYPE, JobStateChanged, state_event_id
+from receiver.reconcile.settings import ReconcileSettings
+from receiver.reconcile.state import MemoryStateStore, SqliteStateStore
+from receiver.reconcile.watcher import JobWatcher
+
+
+class Jobs:
+    """A tenant's jobs, listed by update time descending as MetaStudio does."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tick = 0
+        self.calls = 0
+
+    def set(self, job_id: str, state: str, **extra: Any) -> None:
+        self.tick += 1
+        self.jobs[job_id] = {
+            "job_id": job_id,
+            "room_id": "room-1",
+            "state": state,
+            "lastupdate_time": f"2026-12-02T10:00:{self.tick:02d}Z",
+            "live_event_callback_config": {"key": "s3cret", "live_event_type_callback_url": "x"},
+            **extra,
+        }
+
+    async def list_jobs(self, query: Any = None, **params: Any) -> ListJobsResponse:
+        self.calls += 1
+        ordered = sorted(self.jobs.values(), key=lambda j: j["lastupdate_time"], reverse=True)
+        page = ordered[params["offset"] : params["offset"] + params["limit"]]
+        return ListJobsResponse(
+            count=len(ordered), smart_live_jobs=[SmartLiveJob(**j) for j in page]
+        )
+
+
+def watcher(jobs: Jobs, store: Any, events: list[dict[str, Any]], **settings: Any) -> JobWatcher:
+    async def append(envelope: dict[str, Any]) -> None:
+        events.append(envelope)
+
+    return JobWatcher(ReconcileSettings(**settings), jobs, store, append)
+
+
+async def test_every_transition_is_one_event_in_order() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    w = watcher(jobs, MemoryStateStore(), events)
+    jobs.set("j1", "WAITING")
+    assert await w.sweep() == 0  # first run records without emitting
+    for state in ("PROCESSING", "FAILED"):
+        jobs.set("j1", state, error_info={"error_code": "E1", "error_msg": "boom"})
+        await w.sweep()
+    assert await w.sweep() == 0
+    assert [(e["data"]["previous_state"], e["data"]["state"]) for e in events] == [
+        ("WAITING", "PROCESSING"),
+        ("PROCESSING", "FAILED"),
+    ]
+    last = events[-1]
+    assert last["type"] == CLOUDEVENT_TYPE
+    assert last["data"]["error_info"]["error_code"] == "E1"
+    assert last["id"] == state_event_id("j1", "FAILED", jobs.jobs["j1"]["lastupdate_time"])
+    assert "s3cret" not in str(events)
+    JobStateChanged.model_validate(last["data"])
+
+
+async def test_emit_on_first_run_reports_known_jobs() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    jobs.set("j1", "PROCESSING")
+    assert await watcher(jobs, MemoryStateStore(), events, emit_on_first_run=True).sweep() == 1
+    assert events[0]["data"]["previous_state"] is None
+
+
+async def test_a_restart_emits_nothing_twice(tmp_path: Any) -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    path = tmp_path / "state.db"
+    jobs.set("j1", "WAITING")
+    await watcher(jobs, SqliteStateStore(path), events).sweep()
+    jobs.set("j1", "PROCESSING")
+    await watcher(jobs, SqliteStateStore(path), events).sweep()
+    await watcher(jobs, SqliteStateStore(path), events).sweep()
+    assert [e["data"]["state"] for e in events] == ["PROCESSING"]
+
+
+async def test_paging_stops_past_the_watermark() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    for n in range(30):
+        jobs.set(f"j{n}", "SUCCEED")
+    w = watcher(jobs, MemoryStateStore(), events, page_size=5, overlap_seconds=0)
+    await w.sweep()
+    assert jobs.calls == 6  # empty state: every page
+    jobs.calls = 0
+    jobs.set("j3", "FAILED")
+    assert await w.sweep() == 1
+    assert jobs.calls == 1  # only the newest page
+
+
+def test_the_section_is_in_the_settings() -> None:
+    assert Settings().reconcile.enabled is False
+    with pytest.raises(ValueError, match="greater than 0"):
+        ReconcileSettings(interval_seconds=0)
