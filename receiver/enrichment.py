@@ -142,11 +142,23 @@ class Enricher:
             await asyncio.sleep(self._settings.sweep_interval_seconds)
 
 
-def build_enricher(settings: Settings, metrics: Metrics) -> Enricher | None:
-    """The enricher for these settings, or None when enrichment is disabled."""
+def shared_client(settings: Settings) -> MetaStudioClient | None:
+    """The one MetaStudio client (and rate limiter) of enrichment and reconciliation."""
+    if not (settings.enrichment.enabled or settings.reconcile.enabled):
+        return None
+    return MetaStudioClient(settings.metastudio)
+
+
+def build_enricher(
+    settings: Settings, metrics: Metrics, client: MetaStudioClient | None = None
+) -> Enricher | None:
+    """The enricher for these settings, or None when enrichment is disabled.
+
+    It closes ``client`` when it closes (made here when not given).
+    """
     if not settings.enrichment.enabled:
         return None
-    client = MetaStudioClient(settings.metastudio)
+    client = client or MetaStudioClient(settings.metastudio)
     cache = JobCache(
         client,
         ttl_seconds=settings.enrichment.ttl_seconds,

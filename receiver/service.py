@@ -17,11 +17,12 @@ from receiver.callback import CallbackHandler
 from receiver.config import Settings
 from receiver.deadletters import DeadLetterStore
 from receiver.endpoint import CallbackEndpoint
-from receiver.enrichment import build_enricher
+from receiver.enrichment import build_enricher, shared_client
 from receiver.intake import Intake, build_intake
 from receiver.keyring import KeyRing
 from receiver.metrics import Metrics
 from receiver.pipeline import Pipeline
+from receiver.reconcile.runner import build_reconciler
 from receiver.routing import Router
 from receiver.sinks import Sink, build_sink
 from receiver.tracing import Tracing, build_tracing
@@ -47,7 +48,9 @@ class ReceiverService:
             if settings.server.access_log
             else None
         )
-        self.enricher = build_enricher(settings, self.metrics)
+        self.metastudio = shared_client(settings)
+        self.enricher = build_enricher(settings, self.metrics, self.metastudio)
+        self.reconciler = build_reconciler(settings, self.intake, self.metastudio)
         self.pipeline = Pipeline(
             self.intake,
             self.sinks,
@@ -91,6 +94,8 @@ class ReceiverService:
         if self.enricher is not None:
             await self.enricher.start()
         self.pipeline.start()
+        if self.reconciler is not None:
+            self.reconciler.start()
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         self.started = True
         log.info(
@@ -111,9 +116,13 @@ class ReceiverService:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)
         if self.enricher is not None:
             await self.enricher.close()
+        elif self.metastudio is not None:
+            await self.metastudio.aclose()
         for sink in self.sinks.values():
             # bounded: a broker client must not stall the shutdown
             with contextlib.suppress(Exception):

@@ -18,3 +18,5 @@ class ReconcileSettings(Section):
     emit_on_first_run: bool = False
     page_size: int = Field(default=100, ge=1, le=100)
     max_pages: int = Field(default=20, ge=1)
+    # How long the intake drops a second emission of the same (job, state, update time).
+    replay_seconds: float = Field(default=86400.0, gt=0)

@@ -1,0 +1,91 @@
+"""The reconciler: runs the job watcher every ``reconcile.interval_seconds``.
+
+Its events go through the intake like callbacks (durable, routed, retried, dead-lettered);
+their stable ids make the intake's replay window drop an event emitted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from receiver.config import Settings
+from receiver.intake import Intake
+from receiver.metastudio.client import MetaStudioClient
+from receiver.metastudio.errors import MetaStudioError
+from receiver.reconcile.state import MemoryStateStore, SqliteStateStore, StateStore
+from receiver.reconcile.watcher import JobWatcher
+
+log = logging.getLogger("receiver.reconcile")
+
+
+def state_path(intake_path: Path) -> Path:
+    """The watcher's sqlite state file, next to the sqlite intake."""
+    return intake_path.with_name(intake_path.stem + "-reconcile.db")
+
+
+def build_store(settings: Settings) -> StateStore:
+    """The state store of the intake backend (sqlite); memory for the broker backends."""
+    if settings.intake.backend == "sqlite":
+        return SqliteStateStore(state_path(settings.intake.path))
+    log.warning(
+        "reconcile state kept in memory: a restart records the jobs again without emitting",
+        extra={"intake": settings.intake.backend},
+    )
+    return MemoryStateStore()
+
+
+class Reconciler:
+    """Appends the watcher's events to the intake, one sweep every interval."""
+
+    def __init__(self, settings: Settings, intake: Intake, client: MetaStudioClient) -> None:
+        self.intake = intake
+        self.interval = settings.reconcile.interval_seconds
+        self.replay_seconds = settings.reconcile.replay_seconds
+        self.watcher = JobWatcher(settings.reconcile, client, build_store(settings), self._append)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _append(self, envelope: dict[str, Any]) -> None:
+        now = time.time()
+        await self.intake.append(
+            envelope["id"],
+            envelope["roomid"] or envelope["jobid"],
+            now,
+            orjson.dumps(envelope),
+            now + self.replay_seconds,
+            envelope,
+        )
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.watcher.sweep()
+            except MetaStudioError as error:
+                log.warning("job reconcile sweep failed", extra={"error": str(error)})
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Start sweeping in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sweeping (a sweep under way is cancelled; its state was not saved)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def build_reconciler(
+    settings: Settings, intake: Intake, client: MetaStudioClient | None
+) -> Reconciler | None:
+    """The reconciler, or None when ``reconcile.enabled`` is false."""
+    if not settings.reconcile.enabled or client is None:
+        return None
+    return Reconciler(settings, intake, client)
