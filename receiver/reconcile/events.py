@@ -24,6 +24,11 @@ class JobStateChanged(BaseModel):
     state: str | None
     previous_state: str | None
     update_time: str | None
+    create_time: str | None
+    start_time: str | None
+    end_time: str | None
+    duration: float | None
+    block_reason: str | None
     error_info: dict[str, Any] | None
     job: dict[str, Any]
 

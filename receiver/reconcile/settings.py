@@ -14,7 +14,6 @@ class ReconcileSettings(Section):
     interval_seconds: float = Field(default=30.0, gt=0)
     # Jobs updated this long before the watermark are listed again (clock skew, late pages).
     overlap_seconds: float = Field(default=60.0, ge=0)
-    silent_after_seconds: float = Field(default=120.0, gt=0)
     emit_on_first_run: bool = False
     page_size: int = Field(default=100, ge=1, le=100)
     max_pages: int = Field(default=20, ge=1)

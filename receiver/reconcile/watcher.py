@@ -113,6 +113,11 @@ class JobWatcher:
             state=job.state,
             previous_state=previous,
             update_time=job.lastupdate_time,
+            create_time=job.create_time,
+            start_time=job.start_time,
+            end_time=job.end_time,
+            duration=job.duration,
+            block_reason=job.block_reason,
             error_info=error,
             job=job.redacted(),
         )
