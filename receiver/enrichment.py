@@ -25,6 +25,7 @@ from receiver.metastudio.cache import JobCache, Lookup
 from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
 from receiver.metrics import Metrics
+from receiver.reconcile.events import EVENT_TYPE as JOB_STATE_CHANGED
 from receiver.retry import Backoff
 
 log = logging.getLogger("receiver.enrichment")
@@ -72,6 +73,8 @@ class Enricher:
     async def enrich(self, envelope: dict[str, Any]) -> None:
         """Look the event's job up and record the outcome in the envelope."""
         data = envelope["data"]
+        if data["event_type"] == JOB_STATE_CHANGED:
+            return  # the job list gave the job already
         job_id, room_id = envelope["jobid"], envelope["roomid"]
         if not job_id or not room_id:
             data["enrichment"] = self._outcome("not_found", "cache", "no job_id or room_id")

@@ -31,6 +31,8 @@ class JobStateChanged(BaseModel):
     block_reason: str | None
     error_info: dict[str, Any] | None
     job: dict[str, Any]
+    # The same shape as a callback's enrichment outcome: the job came from the list itself.
+    enrichment: dict[str, str] = {"status": "ok", "source": "list"}
 
 
 def state_event_id(job_id: str, state: str | None, update_time: str | None) -> str:

@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 
-from receiver.config import Settings
+from receiver.config import RouteSettings, Settings
+from receiver.enrichment import Enricher
+from receiver.metastudio.cache import JobCache
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
+from receiver.metrics import Metrics
 from receiver.reconcile.events import CLOUDEVENT_TYPE, JobStateChanged, state_event_id
 from receiver.reconcile.settings import ReconcileSettings
 from receiver.reconcile.state import MemoryStateStore, SqliteStateStore
 from receiver.reconcile.watcher import JobWatcher
+from receiver.routing import Router
 
 
 class Jobs:
@@ -105,3 +109,24 @@ def test_the_section_is_in_the_settings() -> None:
     assert Settings().reconcile.enabled is False
     with pytest.raises(ValueError, match="greater than 0"):
         ReconcileSettings(interval_seconds=0)
+
+
+async def test_routes_select_the_event_by_type_and_enrichment_leaves_it() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    jobs.set("j1", "PROCESSING")
+    await watcher(jobs, MemoryStateStore(), events, emit_on_first_run=True).sweep()
+    router = Router(
+        [
+            RouteSettings(event_types=["RTMP_STREAM_STATE_CHANGE"], sinks=["a"]),
+            RouteSettings(event_types=["JOB_STATE_CHANGED"], sinks=["b"]),
+        ]
+    )
+    assert router.sinks_for(events[0]) == ["b"]
+    before = dict(events[0]["data"])
+    enricher = Enricher(
+        JobCache(jobs, ttl_seconds=1, negative_ttl_seconds=1, max_entries=1),
+        Settings().enrichment,
+        Metrics(),
+    )
+    await enricher.enrich(events[0])
+    assert events[0]["data"] == before
