@@ -78,7 +78,8 @@ def build_envelope(
 def template_fields(envelope: dict[str, Any]) -> dict[str, str]:
     """Values a destination template may name: ``{event_type}``, ``{room_id}`` and so on."""
     data = envelope["data"]
-    message = data["message"]
+    # A job-state event has no callback message: its own data names the state.
+    message = data.get("message", data)
     job = data.get("job") or {}
     state = message.get("state")
     return {

@@ -8,6 +8,7 @@ import pytest
 
 from receiver.config import RouteSettings, Settings
 from receiver.enrichment import Enricher
+from receiver.envelope import render
 from receiver.metastudio.cache import JobCache
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
 from receiver.metrics import Metrics
@@ -130,3 +131,12 @@ async def test_routes_select_the_event_by_type_and_enrichment_leaves_it() -> Non
     )
     await enricher.enrich(events[0])
     assert events[0]["data"] == before
+
+
+async def test_destination_templates_name_the_job_state() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    jobs.set("j1", "PROCESSING")
+    await watcher(jobs, MemoryStateStore(), events, emit_on_first_run=True).sweep()
+    assert render("{event_type}.{room_id}.{state}", events[0]) == (
+        "JOB_STATE_CHANGED.room-1.PROCESSING"
+    )
