@@ -140,3 +140,27 @@ async def test_destination_templates_name_the_job_state() -> None:
     assert render("{event_type}.{room_id}.{state}", events[0]) == (
         "JOB_STATE_CHANGED.room-1.PROCESSING"
     )
+
+
+async def test_list_calls_for_a_thousand_jobs_with_two_hundred_active() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    for n in range(1000):
+        jobs.jobs[f"j{n}"] = {
+            "job_id": f"j{n}",
+            "state": "SUCCEED",
+            "lastupdate_time": f"2026-12-01T{n // 60:02d}:{n % 60:02d}:00Z",
+        }
+    w = watcher(jobs, MemoryStateStore(), events, overlap_seconds=0)
+    await w.sweep()
+    assert jobs.calls == 10
+    jobs.calls = 0
+    await w.sweep()
+    assert jobs.calls == 1
+    jobs.calls = 0
+    for n in range(200):
+        jobs.jobs[f"j{n}"].update(
+            state="PROCESSING", lastupdate_time=f"2026-12-02T00:{n // 60:02d}:{n % 60:02d}Z"
+        )
+    assert await w.sweep() == 200
+    assert jobs.calls == 3
+    assert "previous_state" in JobStateChanged.model_json_schema()["properties"]
