@@ -162,23 +162,40 @@ async def _stats(request: Request) -> Response:
     return _json(state.stats.as_dict(), uuid.uuid4().hex)
 
 
+def _admin_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or body.get("state") not in JOB_STATES:
+        raise invalid_parameter(f'body must be {{"state": one of {", ".join(JOB_STATES)}}}')
+    for name in ("error_info", "live_event_callback_config"):
+        if name in body and not isinstance(body[name], dict):
+            raise invalid_parameter(f"{name} must be an object")
+    if "block_reason" in body and not isinstance(body["block_reason"], str):
+        raise invalid_parameter("block_reason must be a string")
+    return body
+
+
 async def _set_state(request: Request) -> Response:
-    """Change a job's state, as when a live starts or ends; finishing sets ``end_time``."""
+    """Change a job's state, as when a live starts or ends; finishing sets ``end_time``.
+
+    The body may also set ``error_info``, ``block_reason`` and ``live_event_callback_config``
+    (where MetaStudio sends the job's callbacks).
+    """
     state: SimState = request.app.state.sim
     request_id = uuid.uuid4().hex
     job = state.jobs.get(request.path_params["job_id"])
     try:
         if job is None:
             raise not_found(f"job {request.path_params['job_id']} not found")
-        try:
-            new_state = orjson.loads(await request.body())["state"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise invalid_parameter('body must be {"state": ...}') from None
-        if new_state not in JOB_STATES:
-            raise invalid_parameter(f"state must be one of {', '.join(JOB_STATES)}")
+        body = _admin_body(await request.body())
     except ApiError as error:
         return error.response(request_id)
-    _apply_state(job, new_state, datetime.now(UTC))
+    for name in ("error_info", "block_reason", "live_event_callback_config"):
+        if name in body:
+            job[name] = body[name]
+    _apply_state(job, body["state"], datetime.now(UTC))
     return _json(job, request_id)
 
 

@@ -227,6 +227,24 @@ def test_changing_a_jobs_state(jobs: list[dict[str, Any]]) -> None:
     assert job["state"] == "PROCESSING", "the app works on its own copy of the jobs"
 
 
+def test_setting_a_jobs_error_and_callback_config(jobs: list[dict[str, Any]]) -> None:
+    job = next(job for job in jobs if job["state"] == "PROCESSING")
+    config = {"auth_type": "NONE", "live_event_type_callback_url": "https://other.example/cb"}
+    with serve(create_api_app(jobs, PROJECT_ID, AK, SK)) as url:
+        target = f"{url}/_sim/jobs/{job['job_id']}/state"
+        body = {
+            "state": "FAILED",
+            "error_info": {"error_code": "MSS.1", "error_msg": "stream lost"},
+            "live_event_callback_config": config,
+        }
+        changed = httpx.post(target, json=body).json()
+        assert changed["error_info"]["error_code"] == "MSS.1"
+        assert changed["live_event_callback_config"] == config
+        bad = httpx.post(target, json={"state": "FAILED", "error_info": "x"})
+        assert bad.status_code == 400
+        assert "error_info" in bad.json()["error_msg"]
+
+
 def test_repeated_state_parameter_is_a_list(
     client: httpx.Client, jobs: list[dict[str, Any]]
 ) -> None:
