@@ -31,6 +31,8 @@ class JobStateChanged(BaseModel):
     block_reason: str | None
     error_info: dict[str, Any] | None
     job: dict[str, Any]
+    # Why this job's callbacks do not reach this receiver as accepted (empty: they do).
+    misrouted: str = ""
     # The same shape as a callback's enrichment outcome: the job came from the list itself.
     enrichment: dict[str, str] = {"status": "ok", "source": "list"}
 

@@ -48,7 +48,14 @@ class Reconciler:
         self.intake = intake
         self.interval = settings.reconcile.interval_seconds
         self.replay_seconds = settings.reconcile.replay_seconds
-        self.watcher = JobWatcher(settings.reconcile, client, build_store(settings), self._append)
+        self.watcher = JobWatcher(
+            settings.reconcile,
+            client,
+            build_store(settings),
+            self._append,
+            callback_url=settings.server.callback_url,
+            accepted_auth=[kind.value for kind in settings.auth.type],
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def _append(self, envelope: dict[str, Any]) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol
 
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
 from receiver.reconcile.events import JobStateChanged, state_envelope
+from receiver.reconcile.misrouted import misrouting
 from receiver.reconcile.settings import ReconcileSettings
 from receiver.reconcile.state import StateStore
 
@@ -49,12 +50,17 @@ class JobWatcher:
         store: StateStore,
         append: Append,
         clock: Callable[[], float] = time.time,
+        callback_url: str = "",
+        accepted_auth: Collection[str] = (),
     ) -> None:
         self.settings = settings
         self.client = client
         self.store = store
         self.append = append
         self.clock = clock
+        self.callback_url = callback_url
+        self.accepted_auth = accepted_auth
+        self.warned: set[str] = set()
         self.calls = 0
         self.emitted = 0
 
@@ -104,6 +110,17 @@ class JobWatcher:
         self.emitted += emitted
         return emitted
 
+    def _misrouted(self, job: SmartLiveJob) -> str:
+        if not self.callback_url:
+            return ""
+        why = misrouting(job, self.callback_url, self.accepted_auth)
+        if why and job.job_id not in self.warned:
+            self.warned.add(str(job.job_id))
+            log.warning(
+                "misrouted job", extra={"job_id": job.job_id, "room_id": job.room_id, "why": why}
+            )
+        return why
+
     def _event(self, job: SmartLiveJob, previous: str | None) -> dict[str, Any]:
         error = job.error_info.model_dump(mode="json") if job.error_info else None
         data = JobStateChanged(
@@ -120,5 +137,6 @@ class JobWatcher:
             block_reason=job.block_reason,
             error_info=error,
             job=job.redacted(),
+            misrouted=self._misrouted(job),
         )
         return state_envelope(data, self.clock())

@@ -61,6 +61,7 @@ async def test_transitions_reach_the_intake_once_across_a_restart(tmp_path: Path
         ("PROCESSING", "BLOCKED"),
         ("BLOCKED", "SUCCEED"),
     ]
+    assert mine[-1]["misrouted"].startswith("callbacks go to")
     assert mine[-1]["end_time"] and mine[-1]["duration"] is not None
     key = jobs[0].get("live_event_callback_config", {}).get("key")
     assert not key or key not in str(events)
