@@ -1,4 +1,4 @@
-"""Dead letters: events a sink gave up on, kept in SQLite until replayed or purged.
+"""The SQLite dead-letter store: the single node's file, kept until replayed or purged.
 
 The database runs in WAL mode with ``synchronous=FULL``, so a letter that ``add``
 returned is on disk. All SQLite work happens on one dedicated thread; the async methods
@@ -12,16 +12,15 @@ import builtins
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from receiver.deadletters.base import MAX_ERROR_CHARS, BaseDeadLetterStore, DeadLetter
 from receiver.file_access import require_writable
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
-MAX_ERROR_CHARS = 2000
 _COLUMNS = "id, event_id, sink, body, attempts, last_error, first_attempt_at, dead_at"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -38,21 +37,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_sink ON dead_letters (sink, id);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One event one sink could not deliver. Times are Unix seconds."""
-
-    id: int
-    event_id: str
-    sink: str
-    body: bytes
-    attempts: int
-    last_error: str
-    first_attempt_at: float
-    dead_at: float
-
-
-class DeadLetterStore:
+class SqliteDeadLetterStore(BaseDeadLetterStore):
     """The dead-letter table at ``path`` (parent directories are created on first use)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -62,7 +47,7 @@ class DeadLetterStore:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"DeadLetterStore({str(self.path)!r})"
+        return f"SqliteDeadLetterStore({str(self.path)!r})"
 
     async def add(
         self,

@@ -1,0 +1,68 @@
+"""The dead-letter interface: what every store (sqlite, and shared backends) provides.
+
+Callers hold a ``BaseDeadLetterStore`` and use only these methods, so the store behind
+them can change with the deployment.
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One event one sink could not deliver. Times are Unix seconds."""
+
+    id: int
+    event_id: str
+    sink: str
+    body: bytes
+    attempts: int
+    last_error: str
+    first_attempt_at: float
+    dead_at: float
+
+
+class BaseDeadLetterStore(ABC):
+    """A durable store of dead letters, oldest first, addressed by id."""
+
+    @abstractmethod
+    async def add(
+        self,
+        event_id: str,
+        sink: str,
+        body: bytes,
+        attempts: int,
+        last_error: str,
+        first_attempt_at: float,
+        dead_at: float,
+    ) -> int:
+        """Store a letter durably and return its id. ``last_error`` must be redacted."""
+
+    @abstractmethod
+    async def list(self, sink: str | None = None, limit: int = 100) -> builtins.list[DeadLetter]:
+        """Letters oldest first, of one sink or of all."""
+
+    @abstractmethod
+    async def get(self, letter_id: int) -> DeadLetter | None:
+        """The letter with this id, or None."""
+
+    @abstractmethod
+    async def remove(self, letter_id: int) -> bool:
+        """Delete one letter; whether it existed (so a remove is also a claim)."""
+
+    @abstractmethod
+    async def purge(self, sink: str | None = None) -> int:
+        """Delete every letter (of one sink, or of all); how many were deleted."""
+
+    @abstractmethod
+    async def count(self, sink: str | None = None) -> int:
+        """How many letters are stored (of one sink, or of all)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the store; further calls raise RuntimeError."""
