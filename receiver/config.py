@@ -310,8 +310,9 @@ class Settings(BaseSettings):
             raise ValueError("intake.url is for the nats and redis backends")
         if self.intake.backend != "sqlite" and not self.intake.url:
             raise ValueError(f"intake.url is required for the {self.intake.backend} backend")
-        if self.enrichment.enabled and not self.metastudio.project_id:
-            raise ValueError("metastudio.project_id is required when enrichment.enabled")
+        for section in ("enrichment", "reconcile"):
+            if getattr(self, section).enabled and not self.metastudio.project_id:
+                raise ValueError(f"metastudio.project_id is required when {section}.enabled")
         signed = sorted(t.value for t in self.auth.type if t is not AuthType.NONE)
         if signed and not self.server.public_url:
             # Signatures cover the URL as registered at MetaStudio; our own bind address

@@ -189,3 +189,11 @@ def test_signed_auth_requires_the_public_url(tmp_path: Path) -> None:
         )
     )
     assert load_settings(path).server.callback_url == "http://127.0.0.1:9000/callbacks/metastudio"
+
+
+@pytest.mark.parametrize("section", ["enrichment", "reconcile"])
+def test_calling_the_api_requires_a_project(tmp_path: Path, section: str) -> None:
+    path = tmp_path / "receiver.toml"
+    path.write_text(GOOD + f"\n[{section}]\nenabled = true\n")
+    with pytest.raises(ConfigError, match=rf"project_id is required when {section}.enabled"):
+        load_settings(path)

@@ -71,11 +71,25 @@ class Reconciler:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.watcher.sweep()
-            except MetaStudioError as error:
-                log.warning("job reconcile sweep failed", extra={"error": str(error)})
+            await self.sweep_once()
             await asyncio.sleep(self.interval)
+
+    async def sweep_once(self) -> bool:
+        """One sweep; False when it failed (logged; the next interval sweeps again).
+
+        Any failure, of the API or of the intake (full, unavailable, unexpected), leaves
+        the saved state as it was: the next sweep lists the same changes again, and their
+        stable ids drop what was already appended.
+        """
+        try:
+            await self.watcher.sweep()
+        except MetaStudioError as error:
+            log.warning("job reconcile sweep failed", extra={"error": str(error)})
+            return False
+        except Exception as error:  # one sweep's failure must not end the loop
+            log.warning("job reconcile sweep failed", extra={"error": type(error).__name__})
+            return False
+        return True
 
     def start(self) -> None:
         """Start sweeping in the background."""

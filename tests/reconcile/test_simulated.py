@@ -10,7 +10,7 @@ import orjson
 from pydantic import SecretStr
 
 from receiver.config import EnrichmentSettings, MetaStudioSettings, Settings
-from receiver.intake import build_intake
+from receiver.intake import IntakeUnavailable, build_intake
 from receiver.metastudio.client import MetaStudioClient
 from receiver.reconcile.runner import Reconciler, build_reconciler
 from receiver.service import ReceiverService
@@ -76,3 +76,35 @@ def test_the_service_shares_one_client_with_enrichment(tmp_path: Path) -> None:
     assert service.enricher is not None
     assert service.reconciler.watcher.client is service.metastudio
     assert service.enricher._client is service.metastudio
+
+
+async def test_a_sweep_whose_intake_fails_is_retried_by_the_next(tmp_path: Path) -> None:
+    jobs = generate_jobs(6, 2, PROJECT_ID)
+    job_id = str(jobs[0]["job_id"])
+    with serve(create_api_app(jobs, PROJECT_ID, AK, SK)) as url:
+        settings = settings_for(url, tmp_path)
+        intake = build_intake(settings.intake)
+        await intake.start()
+        client = MetaStudioClient(settings.metastudio)
+        try:
+            reconciler = build_reconciler(settings, intake, client)
+            assert isinstance(reconciler, Reconciler)
+            assert await reconciler.sweep_once()  # first run: records only
+            async with httpx.AsyncClient(base_url=url) as admin:
+                answer = await admin.post(f"/_sim/jobs/{job_id}/state", json={"state": "FAILED"})
+                assert answer.status_code == 200
+            appended = reconciler.intake.append
+
+            async def unavailable(*_args: Any, **_kwargs: Any) -> bool:
+                raise IntakeUnavailable("down")
+
+            reconciler.intake.append = unavailable  # type: ignore[method-assign]
+            assert not await reconciler.sweep_once()
+            reconciler.intake.append = appended  # type: ignore[method-assign]
+            assert await reconciler.sweep_once()
+            records = await intake.take(100, 0.5)
+        finally:
+            await client.aclose()
+            await intake.close()
+    states = [orjson.loads(r.payload)["data"]["state"] for r in records]
+    assert states == ["FAILED"]
