@@ -13,7 +13,6 @@ not slow the pipeline; the first answered probe ends it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from receiver.metastudio.errors import MetaStudioError
 from receiver.metrics import Metrics
 from receiver.reconcile.events import EVENT_TYPE as JOB_STATE_CHANGED
 from receiver.retry import Backoff
+from receiver.tasks import stop_task
 
 log = logging.getLogger("receiver.enrichment")
 
@@ -63,10 +63,7 @@ class Enricher:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await stop_task(self._sweeper)
         if self._client is not None:
             await self._client.aclose()
 

@@ -25,6 +25,7 @@ from receiver.pipeline import Pipeline
 from receiver.reconcile.runner import build_reconciler
 from receiver.routing import Router
 from receiver.sinks import Sink, build_sink
+from receiver.tasks import stop_task
 from receiver.tracing import Tracing, build_tracing
 
 log = logging.getLogger("receiver.service")
@@ -112,10 +113,7 @@ class ReceiverService:
     async def stop(self) -> None:
         """Drain the pipeline for up to the graceful time, then close everything."""
         self.stopping = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        await stop_task(self._maintenance)
         if self.reconciler is not None:
             await self.reconciler.stop()
         await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)

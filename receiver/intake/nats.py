@@ -53,6 +53,7 @@ from receiver.intake.partitions import (
     partition_of,
     poll_seconds,
 )
+from receiver.tasks import stop_task
 
 log = logging.getLogger("receiver.intake.nats")
 
@@ -177,10 +178,7 @@ class NatsIntake(CoroutineIntake):
         if self.leases is not None:
             with contextlib.suppress(TimeoutError, *_ERRORS):
                 await asyncio.wait_for(self.leases.close(), self._timeout)
-        if self._progress is not None:
-            self._progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._progress
+        await stop_task(self._progress)
         for part in [*self._parts.values(), *self._stopped]:
             await self._stop_puller(part)
         self._parts.clear()

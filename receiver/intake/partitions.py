@@ -105,6 +105,7 @@ class PartitionLeases:
         self._valid_until: dict[int, float] = {}
         self._draining: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.live = 1
         self.healthy = False
         self.changed = asyncio.Event()
@@ -143,12 +144,17 @@ class PartitionLeases:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="intake-leases")
 
     async def close(self) -> None:
-        """Stop renewing, release every lease held and withdraw the heartbeat."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop renewing, release every lease held and withdraw the heartbeat.
+
+        A broker client may swallow the cancellation of a command it was running (and
+        the task then stays "cancelling" without ever being cancelled again), so the loop
+        also stops on a flag, and the wait for it is bounded by the TTL.
+        """
+        self._closing.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=self._ttl)
         for partition in list(self._valid_until):
             with contextlib.suppress(Exception):
                 await self._store.release(partition)
@@ -157,14 +163,15 @@ class PartitionLeases:
             await self._store.leave()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 await self.tick()
             except Exception as error:  # the broker is down: keep what is still valid
                 self.healthy = False
                 log.warning("lease renewal failed: %r", error)
                 self._expire()
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.interval)
 
     async def tick(self) -> None:
         """One round: heartbeat, renew, hand surplus back, claim up to the share."""

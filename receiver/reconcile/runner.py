@@ -7,7 +7,6 @@ their stable ids make the intake's replay window drop an event emitted twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
 from receiver.reconcile.state import MemoryStateStore, SqliteStateStore, StateStore
 from receiver.reconcile.watcher import JobWatcher
+from receiver.tasks import stop_task
 
 log = logging.getLogger("receiver.reconcile")
 
@@ -97,10 +97,7 @@ class Reconciler:
 
     async def stop(self) -> None:
         """Stop sweeping (a sweep under way is cancelled; its state was not saved)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
 
 def build_reconciler(
