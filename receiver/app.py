@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from receiver.callback import headers_size
 from receiver.config import Settings
+from receiver.contract.schemas import encode, schema_documents
 from receiver.file_access import AccessError
 from receiver.openapi import openapi_document
 from receiver.service import ReceiverService
@@ -41,6 +42,17 @@ def _operations(service: ReceiverService) -> Starlette:
     async def openapi(_: Request) -> Response:
         return JSONResponse(document)
 
+    schemas = {f"{name}.schema.json": encode(doc) for name, doc in schema_documents().items()}
+
+    async def schema_index(_: Request) -> Response:
+        return JSONResponse({"schemas": [f"/schemas/{name}" for name in schemas]})
+
+    async def schema(request: Request) -> Response:
+        body = schemas.get(request.path_params["name"])
+        if body is None:
+            raise HTTPException(404, f"no schema {request.path_params['name']!r}")
+        return Response(body, media_type="application/schema+json")
+
     async def http_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
@@ -60,6 +72,8 @@ def _operations(service: ReceiverService) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
+            Route("/schemas/", schema_index),
+            Route("/schemas/{name}", schema),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )

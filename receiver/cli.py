@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from receiver import dlq_cli, healthcheck, routes_cli
 from receiver.config import ConfigError, SigningRule, load_settings
+from receiver.contract import cli as contract_cli
 from receiver.file_access import AccessError
 from receiver.metastudio import cli as jobs_cli
 from receiver.redaction import redact_url
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.register(commands)
     dlq_cli.register(commands)
     routes_cli.register(commands)
+    contract_cli.register(commands)
     return parser
 
 

@@ -102,6 +102,34 @@ def openapi_document(callback_path: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "Prometheus text"}},
                 }
             },
+            "/schemas/": {
+                "get": {
+                    "operationId": "listSchemas",
+                    "summary": "The envelopes' JSON Schemas",
+                    "responses": {"200": {"description": "their paths"}},
+                }
+            },
+            "/schemas/{name}": {
+                "get": {
+                    "operationId": "getSchema",
+                    "summary": "One envelope's JSON Schema (2020-12), e.g. envelope.schema.json",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the schema",
+                            "content": {"application/schema+json": {}},
+                        },
+                        "404": _error("no such schema"),
+                    },
+                }
+            },
         },
         "components": {"schemas": {"Error": _ERROR}},
     }

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from receiver.signatures import hex_time, sign
+from tests.envelope_schema import assert_valid_envelope
 
 KEY = "test-key-0123456789abcdef"
 
@@ -168,6 +169,11 @@ def running(config: Path, port: int, **kwargs: object) -> Iterator[ReceiverProce
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:
+    """The lines of a jsonl file; every envelope among them must follow its schema."""
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    for line in lines:
+        if isinstance(line, dict) and "specversion" in line:
+            assert_valid_envelope(line)
+    return lines
