@@ -31,6 +31,9 @@ class BaseSinkSettings(BaseModel):
     critical: bool = False
     max_attempts: int | None = Field(None, ge=1)
     max_age_seconds: float | None = Field(None, gt=0)
+    # The envelope (structured mode), or its data or message with the attributes in
+    # headers (binary mode): see receiver.sinks.payload.
+    payload: Literal["cloudevent", "data", "message"] = "cloudevent"
 
     @model_validator(mode="before")
     @classmethod
@@ -45,6 +48,16 @@ class BaseSinkSettings(BaseModel):
                     raise ValueError(f"{field}_file: this sink type has no {field}")
                 data[field] = read_secret(path)
         return data
+
+    @model_validator(mode="after")
+    def _binary_mode_needs_headers(self) -> BaseSinkSettings:
+        kind = getattr(self, "type", "")
+        if kind in ("jsonl", "stdout") and self.payload != "cloudevent":
+            raise ValueError(
+                f"payload {self.payload!r}: a {kind} sink has no headers to carry the "
+                "CloudEvents attributes; it writes whole envelopes (payload = 'cloudevent')"
+            )
+        return self
 
     @model_validator(mode="after")
     def _templates_name_known_fields(self) -> BaseSinkSettings:

@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
+from receiver.sinks.payload import Payload, PayloadShape, shape_payload
+
 Link = TypeVar("Link")
 Delivery = tuple[dict[str, Any], bytes]  # an envelope and its JSON encoding
 
@@ -42,9 +44,16 @@ class Sink(ABC):
     # different lanes run concurrently); 1 for a sink that confirms a batch at once.
     lanes: ClassVar[int | None] = None
 
-    def __init__(self, name: str, *, critical: bool = False) -> None:
+    def __init__(
+        self, name: str, *, critical: bool = False, payload: str = PayloadShape.CLOUDEVENT
+    ) -> None:
         self.name = name
         self.critical = critical
+        self.payload = PayloadShape(payload)
+
+    def shaped(self, envelope: dict[str, Any], body: bytes) -> Payload:
+        """What to send for ``envelope``: see :mod:`receiver.sinks.payload`."""
+        return shape_payload(self.payload, envelope, body)
 
     async def start(self) -> None:
         """Prepare the sink (open files, start connecting)."""
@@ -85,8 +94,15 @@ class BrokerSink(Sink, Generic[Link]):
     each waiting for a timeout of their own. ``start`` only logs a broker that is down.
     """
 
-    def __init__(self, name: str, *, critical: bool, timeout_seconds: float) -> None:
-        super().__init__(name, critical=critical)
+    def __init__(
+        self,
+        name: str,
+        *,
+        critical: bool,
+        timeout_seconds: float,
+        payload: str = PayloadShape.CLOUDEVENT,
+    ) -> None:
+        super().__init__(name, critical=critical, payload=payload)
         self._timeout = timeout_seconds
         self._lock = asyncio.Lock()
         self._failed_at = -math.inf

@@ -2,7 +2,9 @@
 
 The body is the envelope in CloudEvents structured content mode (``content-type:
 application/cloudevents+json; charset=utf-8``, no ``ce-`` headers), which CloudEvents SDKs
-read as an event with every attribute and ``data``.
+read as an event with every attribute and ``data``. With ``payload`` ``data`` or
+``message`` it is binary content mode: the body is the data (``application/json``) and each
+attribute a percent-encoded ``ce-`` header; the signature then covers that body.
 
 Each request carries ``webhook-id`` (the event id), ``webhook-timestamp`` (Unix seconds)
 and, when a secret is set, ``webhook-signature``: ``v1,`` followed by the base64 of
@@ -31,6 +33,7 @@ from receiver.envelope import MEDIA_TYPE
 from receiver.sink_settings import HttpSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
 from receiver.sinks.common import redact_url
+from receiver.sinks.payload import HTTP
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 SIGNATURE_VERSION = "v1"
@@ -95,7 +98,7 @@ class HttpSink(Sink):
     """POSTs each envelope in structured mode over one reused connection pool."""
 
     def __init__(self, settings: HttpSinkSettings) -> None:
-        super().__init__(settings.name, critical=settings.critical)
+        super().__init__(settings.name, critical=settings.critical, payload=settings.payload)
         self._url = settings.url
         self._where = redact_url(settings.url)
         self._secret = settings.secret.get_secret_value() if settings.secret else None
@@ -124,9 +127,15 @@ class HttpSink(Sink):
 
     async def publish(self, envelope: dict[str, Any], body: bytes) -> None:
         """POST ``body``; raise DeliveryError unless the endpoint answers 2xx."""
-        headers = self.headers(str(envelope["id"]), body, int(time.time()))
+        payload = self.shaped(envelope, body)
+        headers = self.headers(str(envelope["id"]), payload.body, int(time.time()))
+        if payload.binary:
+            headers["content-type"] = payload.content_type
+            headers.update(HTTP.headers(payload.attributes))
         try:
-            response = await self._client_or_new().post(self._url, content=body, headers=headers)
+            response = await self._client_or_new().post(
+                self._url, content=payload.body, headers=headers
+            )
         except httpx.HTTPError as error:
             self._ready = False
             kind = type(error).__name__

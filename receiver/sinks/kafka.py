@@ -2,7 +2,9 @@
 
 The record key is the room id, so each room's events land on one partition in order; the
 value is the envelope in CloudEvents structured content mode (header ``content-type:
-application/cloudevents+json; charset=utf-8``, no ``ce_`` headers). The idempotent
+application/cloudevents+json; charset=utf-8``, no ``ce_`` headers; with ``payload``
+``data`` or ``message``, binary mode: the data as value, ``content-type: application/json``
+and each attribute a ``ce_`` header). The idempotent
 producer stays off (not every Kafka-compatible broker supports it), so a retry after a lost
 acknowledgement can write a record twice: consumers drop duplicates by the event ``id``.
 aiokafka reconnects on its own once started; the sink starts the producer lazily, so a
@@ -25,9 +27,10 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from receiver.envelope import MEDIA_TYPE, render
+from receiver.envelope import render
 from receiver.sink_settings import KafkaSinkSettings
 from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
+from receiver.sinks.payload import KAFKA
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,10 @@ class KafkaSink(BrokerSink[AIOKafkaProducer]):
 
     def __init__(self, settings: KafkaSinkSettings) -> None:
         super().__init__(
-            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+            settings.name,
+            critical=settings.critical,
+            timeout_seconds=settings.timeout_seconds,
+            payload=settings.payload,
         )
         self._servers = settings.bootstrap_servers
         self._template = settings.topic
@@ -76,11 +82,13 @@ class KafkaSink(BrokerSink[AIOKafkaProducer]):
             raise InvalidDestination(f"rendered topic {topic!r} is not a valid name")
         room = envelope.get("roomid")
         key = str(room).encode() if room else None
-        headers = [("content-type", MEDIA_TYPE.encode())]
+        payload = self.shaped(envelope, body)
+        headers = [("content-type", payload.content_type.encode())]
+        headers += [(k, v.encode()) for k, v in KAFKA.headers(payload.attributes).items()]
         producer = await self._link()
         try:
             await asyncio.wait_for(
-                producer.send_and_wait(topic, value=body, key=key, headers=headers),
+                producer.send_and_wait(topic, value=payload.body, key=key, headers=headers),
                 self._timeout,
             )
         except PERMANENT_ERRORS as error:

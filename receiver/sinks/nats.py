@@ -4,7 +4,9 @@ Each message carries ``Nats-Msg-Id`` = the event id, so a retry after a lost Pub
 dropped by the stream's duplicate window (two minutes unless the stream says otherwise),
 and ``content-type: application/cloudevents+json; charset=utf-8``: the body is the
 envelope in CloudEvents structured content mode (no ``ce-`` headers, which SDKs would take
-for binary mode). With ``stream`` set, the sink creates
+for binary mode). With ``payload`` ``data`` or ``message`` it is binary mode instead: the
+body is the data, ``content-type: application/json``, and each attribute a ``ce-`` header
+(percent-encoded). With ``stream`` set, the sink creates
 that stream if it is missing, capturing the subjects the template can produce (for
 ``metastudio.live.{event_type}.{room_id}``: ``metastudio.live.>``); without it, an
 existing stream must capture the subjects. nats-py reconnects on its own; while it does,
@@ -25,10 +27,11 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from receiver.envelope import MEDIA_TYPE, render
+from receiver.envelope import render
 from receiver.sink_settings import NatsSinkSettings
 from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
 from receiver.sinks.common import describe, redact_url
+from receiver.sinks.payload import NATS
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,10 @@ class NatsSink(BrokerSink[Client]):
 
     def __init__(self, settings: NatsSinkSettings) -> None:
         super().__init__(
-            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+            settings.name,
+            critical=settings.critical,
+            timeout_seconds=settings.timeout_seconds,
+            payload=settings.payload,
         )
         self._url = settings.url
         self._where = redact_url(settings.url)
@@ -94,12 +100,15 @@ class NatsSink(BrokerSink[Client]):
         """Publish to the rendered subject and wait for the PubAck."""
         subject = render(self._template, envelope)
         check_subject(subject)
-        headers = {MSG_ID_HEADER: str(envelope["id"]), "content-type": MEDIA_TYPE}
+        payload = self.shaped(envelope, body)
+        headers = {MSG_ID_HEADER: str(envelope["id"]), "content-type": payload.content_type}
+        if payload.binary:
+            headers.update(NATS.headers(payload.attributes))
         client = await self._link()
         try:
             await client.jetstream().publish(
                 subject,
-                body,
+                payload.body,
                 timeout=self._timeout,
                 stream=self._stream or None,
                 headers=headers,

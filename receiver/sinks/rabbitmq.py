@@ -3,7 +3,10 @@
 Messages are persistent (``delivery_mode=2``), ``message_id`` is the event id (consumers
 drop duplicates by it: a retry after a lost confirm publishes the message again) and
 ``content_type`` is ``application/cloudevents+json; charset=utf-8``: the body is the
-envelope in CloudEvents structured content mode, without ``ce-`` headers. ``mandatory``
+envelope in CloudEvents structured content mode, without ``ce-`` headers (with ``payload``
+``data`` or ``message``: binary mode, the data as body, ``content_type`` ``application/json``
+and each attribute a ``ce-`` header, as the CloudEvents SDK's RabbitMQ binding reads them).
+``mandatory``
 is set, so a message that no queue receives is returned by the broker and the publish
 fails; that failure is retryable, since a queue may be bound later (an event that stays
 unroutable ends in the dead letters after the sink's attempts). The robust connection of
@@ -22,10 +25,11 @@ import aio_pika.abc
 import aio_pika.exceptions
 import aiormq.exceptions
 
-from receiver.envelope import MEDIA_TYPE, render
+from receiver.envelope import render
 from receiver.sink_settings import RabbitMqSinkSettings
 from receiver.sinks.base import BrokerSink, DeliveryError, InvalidDestination
 from receiver.sinks.common import describe, redact_url
+from receiver.sinks.payload import RABBITMQ
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,10 @@ class RabbitMqSink(BrokerSink[aio_pika.abc.AbstractExchange]):
 
     def __init__(self, settings: RabbitMqSinkSettings) -> None:
         super().__init__(
-            settings.name, critical=settings.critical, timeout_seconds=settings.timeout_seconds
+            settings.name,
+            critical=settings.critical,
+            timeout_seconds=settings.timeout_seconds,
+            payload=settings.payload,
         )
         self._url = settings.url.get_secret_value()
         self._where = redact_url(self._url)
@@ -80,9 +87,12 @@ class RabbitMqSink(BrokerSink[aio_pika.abc.AbstractExchange]):
             raise InvalidDestination(
                 f"rendered routing key {routing_key!r} is over {MAX_ROUTING_KEY_BYTES} bytes"
             )
+        payload = self.shaped(envelope, body)
+        headers: dict[str, aio_pika.abc.FieldValue] = dict(RABBITMQ.headers(payload.attributes))
         message = aio_pika.Message(
-            body,
-            content_type=MEDIA_TYPE,
+            payload.body,
+            headers=headers or None,
+            content_type=payload.content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=str(envelope["id"]),
             type=str(envelope.get("type") or ""),

@@ -4,8 +4,10 @@ Each entry has the fields ``id`` (event id), ``type`` (CloudEvents type), ``room
 ``data``: the envelope as a CloudEvents structured JSON document
 (``application/cloudevents+json``), which a CloudEvents SDK reads as it is; the other
 three fields repeat envelope attributes for consumers that filter without parsing it
-(Redis streams have no CloudEvents binding). With ``maxlen`` the stream is trimmed approximately
-(``MAXLEN ~``).
+(Redis streams have no CloudEvents binding). With ``payload`` ``data`` or ``message``,
+``data`` holds the data only, ``content_type`` is ``application/json`` and each CloudEvents
+attribute is a ``ce_<name>`` field, as Kafka's binary mode names its headers. With
+``maxlen`` the stream is trimmed approximately (``MAXLEN ~``).
 
 Redis streams do not deduplicate, so a retry after a lost reply would add the entry
 twice. The sink therefore runs XADD inside a small Lua script that first checks a marker
@@ -28,6 +30,7 @@ from receiver.envelope import render
 from receiver.sink_settings import RedisSinkSettings
 from receiver.sinks.base import DeliveryError, Sink
 from receiver.sinks.common import describe, redact_url
+from receiver.sinks.payload import REDIS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class RedisSink(Sink):
     """XADD publisher: ``publish`` returns once Redis appended (or had appended) the entry."""
 
     def __init__(self, settings: RedisSinkSettings) -> None:
-        super().__init__(settings.name, critical=settings.critical)
+        super().__init__(settings.name, critical=settings.critical, payload=settings.payload)
         self._url = settings.url.get_secret_value()
         self._where = redact_url(self._url)
         self._template = settings.stream
@@ -100,8 +103,13 @@ class RedisSink(Sink):
             "id", event_id,
             "type", str(envelope.get("type") or ""),
             "room_id", str(envelope.get("roomid") or ""),
-            "data", body,
         ]  # fmt: skip
+        payload = self.shaped(envelope, body)
+        if payload.binary:
+            fields += ["content_type", payload.content_type]
+            for name, value in REDIS.headers(payload.attributes).items():
+                fields += [name, value]
+        fields += ["data", payload.body]
         args: list[str | bytes | int] = [
             int(self._dedup_seconds or 0),
             str(self._maxlen) if self._maxlen else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -100,3 +101,71 @@ def read_kafka(
     check_event(new.get_attributes(), new.get_data(), envelope)
     assert new.get_datacontenttype() == "application/json"
     assert new.get_attributes()["partitionkey"] == (key.decode() if key else None)
+
+
+def binary_event(room: str, seq: int) -> Event:
+    """A traced envelope whose room id (and so ``subject``) needs percent-encoding."""
+    return traced_event(room, seq)
+
+
+def check_binary_event(
+    attributes: Mapping[str, Any], data: Any, envelope: Mapping[str, Any], expected: Any
+) -> None:
+    """Binary mode: the body is ``expected`` (data or message), the attributes as text."""
+    assert data == expected
+    for name in ("id", "source", "type", "subject", "specversion", *EXTENSIONS):
+        value = envelope[name]
+        text = ("true" if value else "false") if isinstance(value, bool) else value
+        assert attributes[name] == text, name
+    assert attributes["datacontenttype"] == "application/json"
+    when = datetime.fromisoformat(str(envelope["time"]).replace("Z", "+00:00"))
+    assert attributes["time"] == when
+
+
+def check_binary_headers(headers: Mapping[str, str], prefix: str) -> None:
+    """Binary mode: ``application/json``, the attributes under ``prefix``, no data type one."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    assert lowered.get("content-type") == "application/json"
+    assert f"{prefix}id" in lowered and f"{prefix}specversion" in lowered
+    assert f"{prefix}datacontenttype" not in lowered and f"{prefix}data" not in lowered
+
+
+def read_http_binary(
+    headers: Mapping[str, str], body: bytes, envelope: Mapping[str, Any], expected: Any
+) -> None:
+    """Read a binary-mode HTTP request (or NATS message) with the SDK's HTTP binding."""
+    check_binary_headers(headers, "ce-")
+    assert all(value.isascii() for value in headers.values())  # percent-encoded
+    new = core_http.from_http(core_http.HTTPMessage(dict(headers), body), JSONFormat())
+    check_binary_event(new.get_attributes(), new.get_data(), envelope, expected)
+
+
+def read_rabbitmq_binary(
+    content_type: str | None,
+    headers: Mapping[str, Any],
+    body: bytes,
+    envelope: Mapping[str, Any],
+    expected: Any,
+) -> None:
+    """Read a binary-mode AMQP message with the SDK's RabbitMQ binding."""
+    check_binary_headers({**headers, "content-type": content_type or ""}, "ce-")
+    message = core_rabbitmq.RabbitMQMessage(dict(headers), content_type, body)
+    new = core_rabbitmq.from_rabbitmq(message, JSONFormat())
+    check_binary_event(new.get_attributes(), new.get_data(), envelope, expected)
+
+
+def read_kafka_binary(
+    headers: Mapping[str, bytes],
+    key: bytes | None,
+    value: bytes,
+    envelope: Mapping[str, Any],
+    expected: Any,
+) -> None:
+    """Read a binary-mode Kafka record with both APIs."""
+    check_binary_headers({name: raw.decode() for name, raw in headers.items()}, "ce_")
+    old = v1_kafka.from_binary(v1_kafka.KafkaMessage(dict(headers), key, value))
+    assert old.get_data() == expected and old["id"] == envelope["id"]
+    assert old["subject"] == envelope["subject"]
+    message = core_kafka.KafkaMessage(dict(headers), key, value)
+    new = core_kafka.from_kafka(message, JSONFormat())
+    check_binary_event(new.get_attributes(), new.get_data(), envelope, expected)

@@ -8,7 +8,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -24,7 +26,7 @@ from receiver.sinks.common import redact_url, scrub
 from receiver.sinks.factory import build_sink
 from receiver.sinks.http import HttpSink, sign_webhook, verify_webhook
 from tests.brokers import free_port, make_event
-from tests.sinks.consumer import read_http, traced_event
+from tests.sinks.consumer import binary_event, read_http, read_http_binary, traced_event
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -200,3 +202,29 @@ def test_redaction_helpers() -> None:
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     text = "failed amqp://guest:pw-123@host/ with pw-123"
     assert "pw-123" not in scrub(text, "amqp://guest:pw-123@host/")
+
+
+ROOM = "直播间 1"  # percent-encoded in ce- headers
+
+
+def expected_body(envelope: dict[str, Any], payload: str) -> Any:
+    return envelope["data"]["message"] if payload == "message" else envelope["data"]
+
+
+@pytest.mark.parametrize("payload", ["data", "message"])
+async def test_binary_mode_sends_the_data_with_ce_headers_and_a_signature_over_it(
+    endpoint: Endpoint, payload: str
+) -> None:
+    endpoint.requests.clear()
+    settings = http_settings(endpoint.url + "/status/204").model_copy(update={"payload": payload})
+    sink = HttpSink(settings)
+    envelope, body = binary_event(ROOM, 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [request] = endpoint.requests
+    assert request.verified  # Standard Webhooks: the signature covers the body sent
+    assert orjson.loads(request.body) == expected_body(envelope, payload)
+    assert request.headers["webhook-id"] == envelope["id"]
+    read_http_binary(request.headers, request.body, envelope, expected_body(envelope, payload))

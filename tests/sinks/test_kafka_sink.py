@@ -27,7 +27,13 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
-from tests.sinks.consumer import check_structured_headers, read_kafka, traced_event
+from tests.sinks.consumer import (
+    binary_event,
+    check_structured_headers,
+    read_kafka,
+    read_kafka_binary,
+    traced_event,
+)
 
 
 def settings(bootstrap: str, topic: str, timeout: float = 10.0) -> KafkaSinkSettings:
@@ -170,3 +176,26 @@ async def test_connection_cut_loses_nothing_and_duplicates_carry_the_same_id(
     ids = [orjson.loads(record.value)["id"] for record in records]
     assert sorted(set(ids)) == sorted(envelope["id"] for envelope, _ in events)
     assert room_order(records) == ids_by_room(events)
+
+
+ROOM = "直播间 1"  # percent-encoded in ce- headers
+
+
+def expected_body(envelope: dict[str, Any], payload: str) -> Any:
+    return envelope["data"]["message"] if payload == "message" else envelope["data"]
+
+
+@pytest.mark.parametrize("payload", ["data", "message"])
+async def test_binary_mode_sends_the_data_with_ce_headers(tansu: Tansu, payload: str) -> None:
+    topic = unique("test.")
+    await create_topic(tansu.bootstrap, topic, partitions=1)
+    sink = KafkaSink(settings(tansu.bootstrap, topic).model_copy(update={"payload": payload}))
+    envelope, body = binary_event(ROOM, 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [record] = await consume(tansu.bootstrap, topic, 1)
+    assert record.key == ROOM.encode()
+    expected = expected_body(envelope, payload)
+    read_kafka_binary(dict(record.headers), record.key, record.value, envelope, expected)

@@ -28,7 +28,13 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
-from tests.sinks.consumer import check_structured_headers, read_http, traced_event
+from tests.sinks.consumer import (
+    binary_event,
+    check_structured_headers,
+    read_http,
+    read_http_binary,
+    traced_event,
+)
 
 
 def settings(url: str, prefix: str, stream: str = "", timeout: float = 5.0) -> NatsSinkSettings:
@@ -218,3 +224,27 @@ async def test_stream_deleted_while_running_is_created_again(
         await sink.close()
     [message] = await stored(client, name)
     assert orjson.loads(message.data)["data"]["message"]["seq"] == 3
+
+
+ROOM = "直播间 1"  # percent-encoded in ce- headers
+
+
+def expected_body(envelope: dict[str, Any], payload: str) -> Any:
+    return envelope["data"]["message"] if payload == "message" else envelope["data"]
+
+
+@pytest.mark.parametrize("payload", ["data", "message"])
+async def test_binary_mode_sends_the_data_with_ce_headers(
+    nats_url: str, client: Client, stream: tuple[str, str], payload: str
+) -> None:
+    name, prefix = stream
+    sink = NatsSink(settings(nats_url, prefix, stream=name).model_copy(update={"payload": payload}))
+    envelope, body = binary_event(ROOM, 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [message] = await stored(client, name)
+    assert message.headers["Nats-Msg-Id"] == envelope["id"]
+    headers = {k: v for k, v in message.headers.items() if k != "Nats-Msg-Id"}
+    read_http_binary(headers, message.data, envelope, expected_body(envelope, payload))

@@ -28,7 +28,13 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
-from tests.sinks.consumer import check_structured_headers, read_rabbitmq, traced_event
+from tests.sinks.consumer import (
+    binary_event,
+    check_structured_headers,
+    read_rabbitmq,
+    read_rabbitmq_binary,
+    traced_event,
+)
 
 
 def settings(url: str, exchange: str, *, declare: bool = True, timeout: float = 5.0) -> Any:
@@ -202,3 +208,27 @@ async def test_broker_down_at_start_is_not_fatal_and_secrets_stay_out() -> None:
     assert caught.value.retryable
     assert "s3cret-pass" not in caught.value.detail
     assert "s3cret-pass" not in repr(sink)
+
+
+ROOM = "直播间 1"  # percent-encoded in ce- headers
+
+
+def expected_body(envelope: dict[str, Any], payload: str) -> Any:
+    return envelope["data"]["message"] if payload == "message" else envelope["data"]
+
+
+@pytest.mark.parametrize("payload", ["data", "message"])
+async def test_binary_mode_sends_the_data_with_ce_headers(
+    rabbitmq_url: str, bound: tuple[str, aio_pika.abc.AbstractQueue], payload: str
+) -> None:
+    exchange, queue = bound
+    sink = RabbitMqSink(settings(rabbitmq_url, exchange).model_copy(update={"payload": payload}))
+    envelope, body = binary_event(ROOM, 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [message] = await drain(queue)
+    assert message.message_id == envelope["id"]
+    expected = expected_body(envelope, payload)
+    read_rabbitmq_binary(message.content_type, message.headers, message.body, envelope, expected)

@@ -26,7 +26,7 @@ from tests.brokers import (
     unique,
 )
 from tests.sinks.conftest import ProxyFactory
-from tests.sinks.consumer import read_json, traced_event
+from tests.sinks.consumer import binary_event, read_json, traced_event
 from tests.test_envelope import HOSTILE
 
 
@@ -221,3 +221,30 @@ async def test_hostile_room_ids_name_only_safe_distinct_streams(
     assert len(keys) == len(HOSTILE)
     safe = re.compile(re.escape(prefix) + r":[A-Za-z0-9_-]{1,128}")
     assert all(safe.fullmatch(key) for key in keys), keys
+
+
+ROOM = "直播间 1"  # percent-encoded in ce- headers
+
+
+def expected_body(envelope: dict[str, Any], payload: str) -> Any:
+    return envelope["data"]["message"] if payload == "message" else envelope["data"]
+
+
+@pytest.mark.parametrize("payload", ["data", "message"])
+async def test_binary_mode_puts_the_data_in_data_and_attributes_in_ce_fields(
+    redis_url: str, client: aioredis.Redis, prefix: str, payload: str
+) -> None:
+    sink = RedisSink(settings(redis_url, prefix + ":out").model_copy(update={"payload": payload}))
+    envelope, body = binary_event(ROOM, 1)
+    try:
+        await sink.publish(envelope, body)
+    finally:
+        await sink.close()
+    [fields] = await entries(client, prefix + ":out")
+    assert orjson.loads(fields[b"data"]) == expected_body(envelope, payload)
+    assert fields[b"content_type"] == b"application/json"
+    assert fields[b"id"] == fields[b"ce_id"] == envelope["id"].encode()
+    assert fields[b"ce_subject"].decode() == ROOM
+    assert fields[b"ce_knowntype"] == b"false"
+    assert fields[b"ce_traceparent"] == envelope["traceparent"].encode()
+    assert b"ce_datacontenttype" not in fields
