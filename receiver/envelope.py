@@ -130,6 +130,11 @@ def _names(template: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in Formatter().parse(template) if name is not None)
 
 
+def template_names(template: str) -> frozenset[str]:
+    """The field names ``template`` fills in (``{room_id}`` and so on)."""
+    return _names(template)
+
+
 TEMPLATE_NAMES = frozenset({"id", "event_type", "room_id", "job_id", "state", "room_name"})
 
 

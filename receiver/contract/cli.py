@@ -1,4 +1,5 @@
-"""``receiver schemas``: write (or check) the envelopes' JSON Schemas."""
+"""``receiver schemas`` (the envelopes' JSON Schemas) and ``receiver asyncapi`` (the
+deployment's AsyncAPI 3.0 document)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from receiver.config import ConfigError, load_settings
+from receiver.contract.asyncapi import asyncapi_document
 from receiver.contract.schemas import encode, schema_documents, write_schemas
 
 
@@ -27,8 +30,31 @@ def _schemas(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
+def _asyncapi(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    document = encode(asyncapi_document(settings))
+    if args.out == "-":
+        sys.stdout.buffer.write(document)
+    else:
+        Path(args.out).write_bytes(document)
+    return 0
+
+
 def register(commands: Any) -> None:
-    """Add ``schemas`` to the ``receiver`` subcommands."""
+    """Add ``schemas`` and ``asyncapi`` to the ``receiver`` subcommands."""
+    asyncapi = commands.add_parser(
+        "asyncapi", help="write the AsyncAPI 3.0 document of a configuration's sinks (JSON)"
+    )
+    asyncapi.add_argument(
+        "--config", "-c", default=None, help="TOML file (default: $RECEIVER_CONFIG or built-in)"
+    )
+    asyncapi.add_argument("--out", "-o", default="-", help="file (default: standard output)")
+    asyncapi.set_defaults(func=_asyncapi)
+
     parser = commands.add_parser("schemas", help="write the envelopes' JSON Schemas (2020-12)")
     parser.add_argument("--out", default="docs/schemas", help="directory (default: docs/schemas)")
     parser.add_argument(
