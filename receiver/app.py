@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from receiver.callback import headers_size
 from receiver.config import Settings
+from receiver.console.listener import AdminListener
 from receiver.contract.schemas import encode, schema_documents
 from receiver.file_access import AccessError
 from receiver.openapi import openapi_document
@@ -88,6 +89,7 @@ class ReceiverApp:
         self._max_header = settings.server.max_header_bytes
         self._callback = self.service.endpoint
         self._operations = _operations(self.service)
+        self.admin: AdminListener | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -109,6 +111,9 @@ class ReceiverApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.service.start()
+                    if self.service.settings.admin.enabled:
+                        self.admin = AdminListener(self.service)
+                        await self.admin.start()
                 except AccessError as error:  # one line that says who needs access to what
                     log.error("start-up failed: %s", error)
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
@@ -120,6 +125,8 @@ class ReceiverApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
+                    if self.admin is not None:
+                        await self.admin.stop()
                     await self.service.stop()
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})

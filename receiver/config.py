@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from receiver.conditions import compile_condition
+from receiver.console.settings import AdminSettings
 from receiver.file_access import AccessError, require_readable
 from receiver.reconcile.settings import ReconcileSettings
 from receiver.secretfiles import read_secret
@@ -280,6 +281,7 @@ class Settings(BaseSettings):
     dead_letters: DeadLetterSettings = DeadLetterSettings()
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()
+    admin: AdminSettings = AdminSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from receiver.accesslog import AccessLog
 from receiver.authentication import Authenticator
 from receiver.callback import CallbackHandler
 from receiver.config import Settings
+from receiver.console.recorder import ConsoleRecorder
 from receiver.deadletters import DeadLetterStore
 from receiver.endpoint import CallbackEndpoint
 from receiver.enrichment import build_enricher, shared_client
@@ -52,6 +53,7 @@ class ReceiverService:
         self.metastudio = shared_client(settings)
         self.enricher = build_enricher(settings, self.metrics, self.metastudio)
         self.reconciler = build_reconciler(settings, self.intake, self.metastudio)
+        self.console = ConsoleRecorder(settings.admin) if settings.admin.enabled else None
         self.pipeline = Pipeline(
             self.intake,
             self.sinks,
@@ -63,6 +65,7 @@ class ReceiverService:
             enrichment=settings.enrichment,
             sink_settings=settings.sinks,
             tracing=self.tracing,
+            observer=self.console,
         )
         self.callbacks = CallbackHandler(
             self._authenticator(),

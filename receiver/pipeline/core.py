@@ -17,7 +17,7 @@ from receiver.config import EnrichmentSettings, PipelineSettings, RetrySettings
 from receiver.intake import Intake, IntakeRecord
 from receiver.metrics import Metrics
 from receiver.pipeline.delivery import SinkDelivery, describe
-from receiver.pipeline.work import UNROUTED, Attempts, DeadLetters, InFlight
+from receiver.pipeline.work import UNROUTED, Attempts, DeadLetters, InFlight, Observer
 from receiver.retry import Backoff, RetryPolicy, retry_until_done
 from receiver.routing import Router
 from receiver.sink_settings import BaseSinkSettings
@@ -56,8 +56,10 @@ class Pipeline:
         enrichment: EnrichmentSettings | None = None,
         sink_settings: Sequence[BaseSinkSettings] = (),
         tracing: Tracing | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._intake = intake
+        self._observer = observer
         self._router = router
         self._dead_letters = dead_letters
         self._settings = settings
@@ -254,6 +256,11 @@ class Pipeline:
         self._finish(event)
 
     def _dispatch(self, event: InFlight, targets: Sequence[str]) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.routed(event.envelope, list(targets))
+            except Exception:  # the console must not stop a delivery
+                log.exception("observer failed", extra={"event_id": event.record.event_id})
         if not targets:
             log.debug("no route", extra={"event_id": event.record.event_id})
             self._finish(event)
@@ -266,6 +273,13 @@ class Pipeline:
     def held(self, event: InFlight) -> bool:
         """Whether the event's intake record is still this process's to deliver."""
         return not self._partitioned or self._intake.holds(event.record)
+
+    def observe(self, event: InFlight, sink: str, outcome: str, error: str = "") -> None:
+        if self._observer is not None:
+            try:
+                self._observer.settled(event.record.event_id, sink, outcome, error)
+            except Exception:
+                log.exception("observer failed", extra={"event_id": event.record.event_id})
 
     def settle(self, events: list[InFlight]) -> None:
         for event in events:
@@ -292,6 +306,7 @@ class Pipeline:
             logger=log,
         )
         self._metrics.dead_letters.labels(sink, reason).inc()
+        self.observe(event, sink, "dead_lettered", attempts.error)
         log.warning(
             "dead-lettered",
             extra={"sink": sink, "event_id": event.record.event_id, "error": attempts.error},

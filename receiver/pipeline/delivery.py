@@ -44,6 +44,10 @@ class Settlement(Protocol):
         """These events are done at one sink (confirmed, dead-lettered or given up)."""
         ...
 
+    def observe(self, event: InFlight, sink: str, outcome: str, error: str = "") -> None:
+        """Tell the observer (if any) of one attempt's outcome."""
+        ...
+
     async def dead_letter(
         self, event: InFlight, sink: str, attempts: Attempts, reason: str
     ) -> None:
@@ -130,6 +134,7 @@ class SinkDelivery:
                 if outcome is None:
                     settled.append(event)
                     confirmed += 1
+                    settlement.observe(event, sink.name, "delivered")
                     continue
                 attempt = tries.setdefault(id(event), Attempts(0, now))
                 attempt.count += 1
@@ -152,6 +157,7 @@ class SinkDelivery:
                 )
                 backoff_retry = max(backoff_retry, attempt.count)
                 retry.append(event)
+                settlement.observe(event, sink.name, "retrying", attempt.error)
             if confirmed:  # each confirmed event took the batch's time
                 elapsed = time.perf_counter() - started
                 for _ in range(confirmed):

@@ -29,6 +29,17 @@ class DeadLetters(Protocol):
     ) -> int: ...
 
 
+class Observer(Protocol):
+    """Told what happens to each event (the console's history and rooms); never raises
+    into the pipeline: the pipeline logs and drops an observer's error."""
+
+    def routed(self, envelope: dict[str, Any], sinks: list[str]) -> None:
+        """The event was routed to ``sinks`` (none: no route matched)."""
+
+    def settled(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:
+        """One attempt at ``sink``: ``delivered``, ``retrying`` or ``dead_lettered``."""
+
+
 @dataclass(slots=True, eq=False)
 class InFlight:
     """One event taken from the intake and not yet settled."""
