@@ -10,9 +10,11 @@ from collections.abc import Callable
 from receiver.config import Settings
 from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
+from receiver.reconcile.listing import misrouted_lines
 from receiver.sinks import build_sink
 
-Report = Callable[[str, bool, str], None]
+# (what, passed: True, False or None for a warning that does not fail the check, detail)
+Report = Callable[[str, bool | None, str], None]
 
 
 async def _check_sink(settings: Settings, name: str, wait_seconds: float) -> tuple[bool, str]:
@@ -46,9 +48,26 @@ async def run_checks(settings: Settings, report: Report, wait_seconds: float = 5
             async with MetaStudioClient(settings.metastudio) as client:
                 page = await client.list_jobs(limit=1)
             report("metastudio list call", True, f"{page.count} jobs in the project")
+            passed &= await _check_routing(settings, report)
         except (MetaStudioError, ValueError) as error:
             report("metastudio list call", False, str(error))
             passed = False
     else:
         report("metastudio list call", True, "skipped: metastudio.project_id not set")
     return passed
+
+
+async def _check_routing(settings: Settings, report: Report) -> bool:
+    """List the jobs once; warn of each whose callbacks do not reach this receiver."""
+    accepted = [kind.value for kind in settings.auth.type]
+    try:
+        async with MetaStudioClient(settings.metastudio) as client:
+            jobs = client.iter_jobs(limit=100, sort_key="update_time", sort_dir="desc")
+            seen, lines = await misrouted_lines(jobs, settings.server.callback_url, accepted)
+    except (MetaStudioError, ValueError) as error:
+        report("misrouted jobs", False, str(error))
+        return False
+    report("misrouted jobs", None if lines else True, f"{len(lines)} of {seen} jobs listed")
+    for line in lines:
+        report("misrouted job", None, line)
+    return True

@@ -52,8 +52,9 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     print("ok   configuration")
 
-    def report(what: str, ok: bool, detail: str) -> None:
-        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+    def report(what: str, ok: bool | None, detail: str) -> None:
+        status = "WARN" if ok is None else "ok  " if ok else "FAIL"
+        print(f"{status} {what}: {detail}")
 
     return 0 if asyncio.run(run_checks(settings, report, args.wait)) else 1
 

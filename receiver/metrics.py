@@ -102,3 +102,15 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.missed_callbacks = LoopCounter(
+            "receiver_reconcile_missed_callbacks",
+            "Callbacks reported missed by the job watcher, by the event type expected",
+            ["expected"],
+            registry=r,
+        )
+        self.misrouted_jobs = LoopCounter(
+            "receiver_reconcile_misrouted_jobs",
+            "Jobs whose callbacks do not reach this receiver as accepted, once per job",
+            ["reason"],
+            registry=r,
+        )

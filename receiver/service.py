@@ -23,6 +23,7 @@ from receiver.intake import Intake, build_intake
 from receiver.keyring import KeyRing
 from receiver.metrics import Metrics
 from receiver.pipeline import Pipeline
+from receiver.reconcile.callbacks import CallbackLog
 from receiver.reconcile.runner import build_reconciler
 from receiver.routing import Router
 from receiver.sinks import Sink, build_sink
@@ -52,7 +53,15 @@ class ReceiverService:
         )
         self.metastudio = shared_client(settings)
         self.enricher = build_enricher(settings, self.metrics, self.metastudio)
-        self.reconciler = build_reconciler(settings, self.intake, self.metastudio)
+        reconcile = settings.reconcile
+        self.callback_log = (
+            CallbackLog(reconcile.max_callback_jobs, reconcile.forget_after_seconds)
+            if reconcile.enabled and self.metastudio is not None
+            else None
+        )
+        self.reconciler = build_reconciler(
+            settings, self.intake, self.metastudio, self.metrics, self.callback_log
+        )
         self.console = ConsoleRecorder(settings.admin) if settings.admin.enabled else None
         self.pipeline = Pipeline(
             self.intake,
@@ -78,6 +87,7 @@ class ReceiverService:
             replay_seconds=settings.auth.tolerance_seconds + 1,
             access_log=self.access_log,
             tracing=self.tracing,
+            record=self.callback_log.record if self.callback_log is not None else None,
         )
         self.endpoint = CallbackEndpoint(self.callbacks)
         self._maintenance: asyncio.Task[None] | None = None

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from receiver.envelope import rfc3339
+from receiver.reconcile.missed import CallbackReport
 
 EVENT_TYPE = "JOB_STATE_CHANGED"
 CLOUDEVENT_TYPE = "com.receiver.reconcile.job.state_changed"
@@ -33,21 +34,27 @@ class JobStateChanged(BaseModel):
     job: dict[str, Any]
     # Why this job's callbacks do not reach this receiver as accepted (empty: they do).
     misrouted: str = ""
+    # The callbacks accepted for the job and those missed (None: callbacks are not recorded).
+    callbacks: CallbackReport | None = None
     # The same shape as a callback's enrichment outcome: the job came from the list itself.
     enrichment: dict[str, str] = {"status": "ok", "source": "list"}
 
 
-def state_event_id(job_id: str, state: str | None, update_time: str | None) -> str:
-    """A stable id from (job, state, update time): a second emission is dropped as a replay."""
-    digest = hashlib.sha256(f"{job_id}\x00{state or ''}\x00{update_time or ''}".encode())
+def state_event_id(job_id: str, state: str | None, update_time: str | None, kind: str = "") -> str:
+    """A stable id from (job, state, update time): a second emission is dropped as a replay.
+
+    ``kind`` tells apart an event of another kind about the same state (``silent``).
+    """
+    text = f"{job_id}\x00{state or ''}\x00{update_time or ''}" + (f"\x00{kind}" if kind else "")
+    digest = hashlib.sha256(text.encode())
     return "job-" + digest.hexdigest()[:28]
 
 
-def state_envelope(data: JobStateChanged, observed_at: float) -> dict[str, Any]:
+def state_envelope(data: JobStateChanged, observed_at: float, kind: str = "") -> dict[str, Any]:
     """The CloudEvents envelope of one state change, in the same shape as a callback's."""
     return {
         "specversion": "1.0",
-        "id": state_event_id(data.job_id, data.state, data.update_time),
+        "id": state_event_id(data.job_id, data.state, data.update_time, kind),
         "source": SOURCE,
         "type": CLOUDEVENT_TYPE,
         "subject": data.room_id or data.job_id,

@@ -18,6 +18,8 @@ from receiver.config import Settings
 from receiver.intake import Intake
 from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
+from receiver.metrics import Metrics
+from receiver.reconcile.callbacks import CallbackLog
 from receiver.reconcile.state import MemoryStateStore, SqliteStateStore, StateStore
 from receiver.reconcile.watcher import JobWatcher
 from receiver.tasks import stop_task
@@ -44,7 +46,14 @@ def build_store(settings: Settings) -> StateStore:
 class Reconciler:
     """Appends the watcher's events to the intake, one sweep every interval."""
 
-    def __init__(self, settings: Settings, intake: Intake, client: MetaStudioClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        client: MetaStudioClient,
+        metrics: Metrics | None = None,
+        callbacks: CallbackLog | None = None,
+    ) -> None:
         self.intake = intake
         self.interval = settings.reconcile.interval_seconds
         self.replay_seconds = settings.reconcile.replay_seconds
@@ -55,6 +64,8 @@ class Reconciler:
             self._append,
             callback_url=settings.server.callback_url,
             accepted_auth=[kind.value for kind in settings.auth.type],
+            callbacks=callbacks,
+            metrics=metrics,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -101,9 +112,17 @@ class Reconciler:
 
 
 def build_reconciler(
-    settings: Settings, intake: Intake, client: MetaStudioClient | None
+    settings: Settings,
+    intake: Intake,
+    client: MetaStudioClient | None,
+    metrics: Metrics | None = None,
+    callbacks: CallbackLog | None = None,
 ) -> Reconciler | None:
-    """The reconciler, or None when ``reconcile.enabled`` is false."""
+    """The reconciler, or None when ``reconcile.enabled`` is false.
+
+    With ``callbacks`` (the log the callback handler records into) its events report
+    missed callbacks; with ``metrics`` it counts them and the misrouted jobs.
+    """
     if not settings.reconcile.enabled or client is None:
         return None
-    return Reconciler(settings, intake, client)
+    return Reconciler(settings, intake, client, metrics, callbacks)

@@ -1,12 +1,20 @@
-"""The watcher's durable state: each job's last known state, and the update-time watermark."""
+"""The watcher's durable state: each job's last known state, the update-time watermark,
+and the per-job record of accepted callbacks (:mod:`receiver.reconcile.callbacks`)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
+
+import orjson
+
+from receiver.reconcile.callbacks import MAX_JOB_ID_CHARS, JobCallbacks
+
+# job id -> (listed by the watcher, record)
+SavedCallbacks = dict[str, tuple[bool, JobCallbacks]]
 
 
 @dataclass
@@ -27,12 +35,26 @@ class StateStore(Protocol):
     async def save(self, state: WatchState) -> None:
         """Replace the saved state."""
 
+    async def load_callbacks(self) -> SavedCallbacks:
+        """The saved per-job callback records (empty when none were saved)."""
+
+    async def save_callbacks(self, records: SavedCallbacks) -> None:
+        """Replace the saved per-job callback records."""
+
+
+def _copy(records: SavedCallbacks) -> SavedCallbacks:
+    return {
+        job: (listed, replace(entry, counts=dict(entry.counts)))
+        for job, (listed, entry) in records.items()
+    }
+
 
 class MemoryStateStore:
     """State kept in memory (tests, a receiver without a durable intake)."""
 
     def __init__(self) -> None:
         self._state = WatchState()
+        self._callbacks: SavedCallbacks = {}
 
     async def load(self) -> WatchState:
         """A copy of the state."""
@@ -41,6 +63,14 @@ class MemoryStateStore:
     async def save(self, state: WatchState) -> None:
         """Keep a copy of ``state``."""
         self._state = WatchState(dict(state.jobs), state.watermark, state.initialised)
+
+    async def load_callbacks(self) -> SavedCallbacks:
+        """A copy of the callback records."""
+        return _copy(self._callbacks)
+
+    async def save_callbacks(self, records: SavedCallbacks) -> None:
+        """Keep a copy of ``records``."""
+        self._callbacks = _copy(records)
 
 
 class SqliteStateStore:
@@ -56,6 +86,12 @@ class SqliteStateStore:
             " (job_id TEXT PRIMARY KEY, state TEXT, update_time TEXT)"
         )
         db.execute("CREATE TABLE IF NOT EXISTS reconcile_meta (name TEXT PRIMARY KEY, value REAL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS reconcile_callbacks (job_id TEXT PRIMARY KEY,"
+            " listed INTEGER, counts TEXT, last_state TEXT, last_state_at REAL,"
+            " updated_at REAL, room_id TEXT, processing_since REAL, ended_at REAL,"
+            " silent_reported INTEGER)"
+        )
         return db
 
     def _load(self) -> WatchState:
@@ -89,3 +125,54 @@ class SqliteStateStore:
     async def save(self, state: WatchState) -> None:
         """Replace the saved state in one transaction."""
         await asyncio.to_thread(self._save, state)
+
+    def _load_callbacks(self) -> SavedCallbacks:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM reconcile_callbacks").fetchall()
+        saved: SavedCallbacks = {}
+        for job, listed, counts, state, state_at, updated, room, since, ended, silent in rows:
+            if len(job) > MAX_JOB_ID_CHARS:
+                continue
+            decoded = orjson.loads(counts) if counts else {}
+            entry = JobCallbacks(
+                {str(k): int(v) for k, v in decoded.items()} if isinstance(decoded, dict) else {},
+                state,
+                state_at,
+                updated or 0.0,
+                room,
+                since,
+                ended,
+                bool(silent),
+            )
+            saved[job] = (bool(listed), entry)
+        return saved
+
+    def _save_callbacks(self, records: SavedCallbacks) -> None:
+        rows = [
+            (
+                job,
+                int(listed),
+                orjson.dumps(e.counts).decode(),
+                e.last_stream_state,
+                e.last_stream_state_at,
+                e.updated_at,
+                e.room_id,
+                e.processing_since,
+                e.ended_at,
+                int(e.silent_reported),
+            )
+            for job, (listed, e) in records.items()
+        ]
+        with self._connect() as db:
+            db.execute("DELETE FROM reconcile_callbacks")
+            db.executemany(
+                "INSERT INTO reconcile_callbacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    async def load_callbacks(self) -> SavedCallbacks:
+        """The saved callback records, read in a worker thread."""
+        return await asyncio.to_thread(self._load_callbacks)
+
+    async def save_callbacks(self, records: SavedCallbacks) -> None:
+        """Replace the saved callback records in one transaction."""
+        await asyncio.to_thread(self._save_callbacks, records)

@@ -12,6 +12,7 @@ from receiver.envelope import render
 from receiver.metastudio.cache import JobCache
 from receiver.metastudio.models import ListJobsResponse, SmartLiveJob
 from receiver.metrics import Metrics
+from receiver.reconcile.callbacks import CallbackLog
 from receiver.reconcile.events import CLOUDEVENT_TYPE, JobStateChanged, state_event_id
 from receiver.reconcile.settings import ReconcileSettings
 from receiver.reconcile.state import MemoryStateStore, SqliteStateStore
@@ -164,3 +165,37 @@ async def test_list_calls_for_a_thousand_jobs_with_two_hundred_active() -> None:
     assert await w.sweep() == 200
     assert jobs.calls == 3
     assert "previous_state" in JobStateChanged.model_json_schema()["properties"]
+
+
+async def test_only_a_job_that_was_live_misses_its_stream_end() -> None:
+    jobs, events = Jobs(), []  # type: list[dict[str, Any]]
+    log = CallbackLog()
+
+    async def append(envelope: dict[str, Any]) -> None:
+        events.append(envelope)
+
+    w = JobWatcher(ReconcileSettings(), jobs, MemoryStateStore(), append, callbacks=log)
+    for job in ("never-live", "disconnected", "live"):
+        jobs.set(job, "WAITING")
+    await w.sweep()
+    jobs.set("disconnected", "PROCESSING")
+    jobs.set("live", "PROCESSING")
+    await w.sweep()
+    log.record("disconnected", "RTMP_STREAM_STATE_CHANGE", "DISCONNECTED", 1.0)
+    for job in ("never-live", "disconnected", "live"):
+        jobs.set(job, "FAILED")
+    await w.sweep()
+    failed = {e["jobid"]: e["data"]["callbacks"] for e in events if e["data"]["state"] == "FAILED"}
+    assert failed["never-live"] == {
+        "counts": {},
+        "last_stream_state": None,
+        "last_stream_state_at": None,
+        "missing": [],
+    }
+    assert failed["disconnected"]["missing"] == []
+    assert [m["expected"] for m in failed["live"]["missing"]] == ["RTMP_STREAM_STATE_CHANGE"]
+    # Without a callback log the events say nothing of callbacks.
+    plain: list[dict[str, Any]] = []
+    jobs.set("live", "PROCESSING")
+    await watcher(jobs, MemoryStateStore(), plain, emit_on_first_run=True).sweep()
+    assert all(e["data"]["callbacks"] is None for e in plain)
