@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from receiver import dlq_cli, healthcheck, routes_cli
 from receiver.config import ConfigError, SigningRule, load_settings
+from receiver.console import cli as console_cli
 from receiver.contract import cli as contract_cli
 from receiver.file_access import AccessError
 from receiver.metastudio import cli as jobs_cli
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_cli.register(commands)
     routes_cli.register(commands)
     contract_cli.register(commands)
+    console_cli.register(commands)
     return parser
 
 

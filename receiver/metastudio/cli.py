@@ -11,8 +11,8 @@ import sys
 from typing import Any, TextIO
 
 import orjson
-from wcwidth import wcswidth, wcwidth
 
+from receiver import tables
 from receiver.config import ConfigError, load_settings
 from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import InvalidQueryError, MetaStudioError
@@ -81,26 +81,9 @@ async def _fetch(
     return page.count, [job.redacted() for job in page.smart_live_jobs]
 
 
-def _cell(value: Any) -> str:
-    """``value`` as one table cell: control characters (which would move the cursor or end
-    the line) shown as ``?``."""
-    text = "-" if value is None else str(value)
-    return "".join("?" if wcwidth(char) < 0 else char for char in text)
-
-
-def _width(cell: str) -> int:
-    """Terminal columns of ``cell``: CJK characters take two, combining marks none."""
-    return max(wcswidth(cell), 0)
-
-
 def print_table(count: int, jobs: list[dict[str, Any]], out: TextIO) -> None:
     """One aligned line per job, then the total."""
-    rows = [list(TABLE_COLUMNS)] + [[_cell(job.get(c)) for c in TABLE_COLUMNS] for job in jobs]
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    for row in rows:
-        cells = zip(row, widths, strict=True)
-        out.write("  ".join(cell + " " * (width - _width(cell)) for cell, width in cells))
-        out.write("\n")
+    tables.print_table(TABLE_COLUMNS, [[job.get(c) for c in TABLE_COLUMNS] for job in jobs], out)
     out.write(f"{len(jobs)} shown, {count} in total\n")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -63,6 +64,26 @@ def test_the_console_listens_apart_and_tails_live(tmp_path: Path) -> None:
         operator = {"authorization": f"Bearer {OPERATOR}"}
         rooms = httpx.get(f"{admin}/api/rooms", headers=operator).json()["rooms"]
         assert rooms and all(room["room_id"] for room in rooms)
+        table = subprocess.run(
+            [sys.executable, "-m", "receiver.cli", "rooms", "-c", str(receiver.config)],
+            env={**os.environ, "RECEIVER_CONSOLE_TOKEN": VIEWER},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert table.returncode == 0, table.stderr
+        assert table.stdout.splitlines()[0].split()[:3] == ["room", "name", "stream"]
+        assert rooms[0]["room_id"] in table.stdout
+        as_json = subprocess.run(
+            [sys.executable, "-m", "receiver.cli", "rooms", "-c", str(receiver.config), "--json"],
+            env={**os.environ, "RECEIVER_CONSOLE_TOKEN": VIEWER},
+            capture_output=True, timeout=30,
+        )  # fmt: skip
+        assert {r["room_id"] for r in orjson.loads(as_json.stdout)} == {r["room_id"] for r in rooms}
+        refused = subprocess.run(
+            [sys.executable, "-m", "receiver.cli", "rooms", "-c", str(receiver.config)],
+            env={k: v for k, v in os.environ.items() if k != "RECEIVER_CONSOLE_TOKEN"},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert refused.returncode == 1 and "401" in refused.stderr
         started = time.monotonic()
         assert receiver.terminate(timeout=30) == 0
         assert time.monotonic() - started < 15
