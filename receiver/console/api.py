@@ -16,6 +16,7 @@ from receiver.console.history import EventFilter
 from receiver.console.replay import replay_letter
 from receiver.console.tokens import Role
 from receiver.console.views import configuration, overview
+from receiver.routes_cli import MAX_EVENT_BYTES, BadInput, load_envelope, route_report
 
 if TYPE_CHECKING:
     from receiver.console.recorder import ConsoleRecorder
@@ -107,6 +108,7 @@ class ConsoleApi:
             ("/api/dead-letters/{letter_id:int}", self.letter, ["GET", "DELETE"]),
             ("/api/dead-letters/{letter_id:int}/replay", self.replay_one, ["POST"]),
             ("/api/config", self.config, ["GET"]),
+            ("/api/routes/test", self.routes_test, ["POST"]),
         ]
         return [Route(path, self._wrap(func), methods=methods) for path, func, methods in endpoints]
 
@@ -233,6 +235,19 @@ class ConsoleApi:
             else:
                 replayed += 1
         return {"replayed": replayed, "failed": failed}
+
+    async def routes_test(self, request: Request) -> dict[str, Any]:
+        """Which routes a callback body or an envelope matches, and where it would go."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_EVENT_BYTES:
+                raise ApiError(413, "too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+        settings = self.service.settings
+        try:
+            return route_report(settings, load_envelope(body, settings))
+        except BadInput as error:
+            raise ApiError(400, "bad_event", str(error)) from None
 
     async def config(self, _request: Request) -> dict[str, Any]:
         return configuration(self.service)

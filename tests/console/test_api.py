@@ -135,3 +135,17 @@ async def test_configuration_is_redacted_and_says_what_to_register(console: Cons
     assert register["key_hints"][0].startswith("sha256:")
     text = orjson.dumps(config).decode()
     assert "test-key" not in text  # the callback key itself never appears
+
+
+async def test_routes_test_says_where_an_event_would_go(console: Console) -> None:
+    body = callback_body("RTMP_STREAM_STATE_CHANGE", "room-r", state="END")
+    report = await console.http.post(
+        "/api/routes/test", content=body, headers=console.as_role(VIEWER)
+    )
+    assert report.status_code == 200
+    assert report.json()["sinks"][0]["sink"] == "out"
+    assert report.json()["routes"][0]["matches"] is True
+    bad = await console.http.post(
+        "/api/routes/test", content=b"{}", headers=console.as_role(VIEWER)
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_event"
