@@ -27,6 +27,15 @@ EXAMPLE_FILES = (
 
 #: Values rendered by the tests besides the examples: (name, values or example file).
 EXTRA_CASES: dict[str, dict[str, Any]] = {
+    "console-exposed": {
+        "config": {
+            "admin": {"enabled": True, "host": "0.0.0.0"},
+            "server": {"public_url": "https://callbacks.example.com/callbacks/metastudio"},
+        },
+        "secrets": {"consoleTokens": ["operator console-token-0123456789"]},
+        "adminService": {"enabled": True},
+        "adminIngress": {"enabled": True, "host": "console.example.com"},
+    },
     "redis-autoscaling": {
         "config": {"intake": {"backend": "redis", "url": "redis://redis.data.svc:6379/0"}},
         "autoscaling": {

@@ -288,7 +288,11 @@ def test_probes_and_ports(render: Any, case: str) -> None:
     rendered = render(case=case)
     container = rendered.container()
     port = rendered.merged["config"]["server"]["port"]
-    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    admin = rendered.merged["config"]["admin"]
+    if admin["enabled"]:
+        ports.append({"name": "admin", "containerPort": admin["port"], "protocol": "TCP"})
+    assert container["ports"] == ports
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["path"] == "/livez"
@@ -536,7 +540,10 @@ def test_network_policy(render: Any, case: str) -> None:
     selector = rendered.workload()["spec"]["selector"]["matchLabels"]
     assert spec["podSelector"]["matchLabels"] == selector
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    assert [rule["ports"] for rule in spec["ingress"]] == [[{"port": "http", "protocol": "TCP"}]]
+    expected = [[{"port": "http", "protocol": "TCP"}]]
+    if rendered.values.get("adminService", {}).get("enabled"):
+        expected.append([{"port": "admin", "protocol": "TCP"}])
+    assert [rule["ports"] for rule in spec["ingress"]] == expected
     dns = spec["egress"][0]
     assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
     extra = rendered.values.get("networkPolicy", {}).get("egress", [])
@@ -926,6 +933,7 @@ NOT_IN_VALUES = {
     "auth": {"keys", "keys_file"},
     "intake": {"url_file"},
     "metastudio": {"ak", "sk", "ak_file", "sk_file", "iam_password", "iam_password_file"},
+    "admin": {"tokens_file", "tls_certfile", "tls_keyfile"},
 }
 
 
@@ -1125,6 +1133,7 @@ def test_toml_is_the_config_values(render: Any, case: str) -> None:
     for key in ("ak_file", "sk_file", "iam_password_file"):
         toml["metastudio"].pop(key, None)
     toml["intake"].pop("url_file", None)
+    toml["admin"].pop("tokens_file", None)
     for sink in toml["sinks"]:
         sink.pop("url_file", None)
         sink.pop("secret_file", None)
@@ -1222,3 +1231,92 @@ def test_rendered_release_serves_a_signed_callback(render: Any, tmp_path: Path) 
             process.wait()
             raise
     assert code == 0, log_path.read_text(errors="replace")[-2000:]
+
+
+# ---- the console: its port, its Service, its Ingress, its tokens ----------------------------
+
+CONSOLE_TOKEN = "operator console-token-0123456789"
+EXPOSED_CONSOLE = {
+    "config": {"admin": {"enabled": True, "host": "0.0.0.0"}},
+    "secrets": {"consoleTokens": [CONSOLE_TOKEN]},
+    "adminService": {"enabled": True},
+    "ingress": {"enabled": True, "host": "callbacks.example.com"},
+    "adminIngress": {"enabled": True, "host": "console.example.com"},
+}
+
+
+def _container_ports(rendered: Rendered) -> dict[str, int]:
+    (container,) = rendered.workload()["spec"]["template"]["spec"]["containers"]
+    return {port["name"]: port["containerPort"] for port in container["ports"]}
+
+
+def test_no_console_by_default(render: Any) -> None:
+    rendered = render(case="default")
+    assert set(_container_ports(rendered)) == {"http"}
+    assert [s["metadata"]["name"] for s in rendered.all("Service")] == [
+        FULLNAME,
+        f"{FULLNAME}-headless",
+    ]
+    assert tomllib.loads(rendered.toml_text())["admin"]["enabled"] is False
+
+
+def test_a_loopback_console_has_a_port_for_port_forward_and_no_service(render: Any) -> None:
+    rendered = render({"config": {"admin": {"enabled": True}}})
+    assert _container_ports(rendered)["admin"] == 9180
+    admin = tomllib.loads(rendered.toml_text())["admin"]
+    assert admin == {"enabled": True, "host": "127.0.0.1", "port": 9180}
+    assert f"{FULLNAME}-admin" not in [s["metadata"]["name"] for s in rendered.all("Service")]
+
+
+def test_an_exposed_console_has_its_own_service_ingress_tokens_and_policy(render: Any) -> None:
+    rendered = render(EXPOSED_CONSOLE)
+    service = rendered.one("Service", f"{FULLNAME}-admin")
+    assert service["spec"]["ports"] == [
+        {"name": "admin", "port": 9180, "targetPort": "admin", "protocol": "TCP"}
+    ]
+    assert _secret_files(rendered)["console_tokens"].decode() == CONSOLE_TOKEN + "\n"
+    admin = tomllib.loads(rendered.toml_text())["admin"]
+    assert admin["tokens_file"] == f"{SECRET_DIR}console_tokens"
+    public = rendered.one("Ingress", FULLNAME)
+    (rule,) = public["spec"]["rules"]
+    backends = [p["backend"]["service"] for p in rule["http"]["paths"]]
+    assert backends == [{"name": FULLNAME, "port": {"name": "http"}}]  # never the console
+    console = rendered.one("Ingress", f"{FULLNAME}-admin")
+    (rule,) = console["spec"]["rules"]
+    assert rule["host"] == "console.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": f"{FULLNAME}-admin",
+        "port": {"name": "admin"},
+    }
+    ports = [rule["ports"] for rule in rendered.one("NetworkPolicy")["spec"]["ingress"]]
+    assert ports == [[{"port": "http", "protocol": "TCP"}], [{"port": "admin", "protocol": "TCP"}]]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"adminService": {"enabled": True}}, "needs config.admin.enabled"),
+        (
+            {"adminService": {"enabled": True}, "config": {"admin": {"enabled": True}}},
+            "needs config.admin.host 0.0.0.0",
+        ),
+        (
+            {
+                "adminService": {"enabled": True},
+                "config": {"admin": {"enabled": True, "host": "0.0.0.0"}},
+            },
+            "needs console tokens",
+        ),
+        ({"adminIngress": {"enabled": True, "host": "c.example.com"}}, "needs adminService"),
+    ],
+)
+def test_templates_refuse_an_unsafe_console(
+    helm: Any, chart: Any, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        chart.render(with_public_url(values), name=RELEASE, namespace=NAMESPACE)
+
+
+def test_reconcile_values_reach_the_receiver(render: Any) -> None:
+    rendered = render({"config": {"reconcile": {"interval_seconds": 45}}})
+    assert tomllib.loads(rendered.toml_text())["reconcile"] == {"interval_seconds": 45}

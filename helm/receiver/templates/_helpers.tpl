@@ -93,6 +93,30 @@ helm.sh/chart: {{ include "receiver.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/* The data key of the Secret that holds the console tokens, "" when there are none. */}}
+{{- define "receiver.consoleTokensKey" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecretKeys.consoleTokens | default "" -}}
+{{- else if .Values.secrets.consoleTokens -}}console_tokens
+{{- end -}}
+{{- end -}}
+
+{{/* The console is served through adminService: check what that needs. */}}
+{{- define "receiver.checkAdminService" -}}
+{{- if .Values.adminService.enabled -}}
+{{- $admin := .Values.config.admin | default dict -}}
+{{- if not $admin.enabled -}}
+{{- fail "adminService.enabled needs config.admin.enabled" -}}
+{{- end -}}
+{{- if has (toString $admin.host) (list "127.0.0.1" "localhost" "::1") -}}
+{{- fail "adminService.enabled needs config.admin.host 0.0.0.0 (a loopback console is reached with kubectl port-forward only)" -}}
+{{- end -}}
+{{- if not (include "receiver.consoleTokensKey" .) -}}
+{{- fail "adminService.enabled needs console tokens: secrets.consoleTokens (or secrets.existingSecretKeys.consoleTokens)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 The sinks' secret files, a JSON list of {sink, field, file, key, value}: field is url or secret,
 file the name under the secret directory (sink-<name>-<field>), key the Secret's data key and
@@ -167,6 +191,9 @@ receiver's default is 20) and releases its leases: Kubernetes must not kill it b
 {{- end -}}
 {{- if include "receiver.intakeUrlKey" . -}}
 {{- $_ := set $cfg.intake "url_file" (printf "%s/intake_url" $dir) -}}
+{{- end -}}
+{{- if include "receiver.consoleTokensKey" . -}}
+{{- $_ := set $cfg.admin "tokens_file" (printf "%s/console_tokens" $dir) -}}
 {{- end -}}
 {{- $where := ternary "secrets.existingSecretKeys.sinks" "secrets.sinks" (ne (.Values.secrets.existingSecret | default "") "") -}}
 {{- $sinks := $cfg.sinks | default list -}}
@@ -257,7 +284,7 @@ written as integers (Helm reads every number as a float), null values are left o
 {{- $cfg := include "receiver.settings" . | fromJson -}}
 # receiver.toml rendered by the {{ include "receiver.chart" . }} chart from its values.
 # Secrets are files under {{ include "receiver.secretDir" . }}, never in this file.
-{{- range $section := list "server" "auth" "intake" "pipeline" "metastudio" "enrichment" "dead_letters" "logging" "tracing" }}
+{{- range $section := list "server" "auth" "intake" "pipeline" "metastudio" "enrichment" "reconcile" "dead_letters" "logging" "tracing" "admin" }}
 {{- if hasKey $cfg $section }}
 
 {{ include "receiver.toml.table" (list $section (index $cfg $section) "[" "]") }}

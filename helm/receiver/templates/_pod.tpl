@@ -47,6 +47,11 @@ spec:
         - name: http
           containerPort: {{ .Values.config.server.port }}
           protocol: TCP
+        {{- if and .Values.config.admin .Values.config.admin.enabled }}
+        - name: admin
+          containerPort: {{ .Values.config.admin.port }}
+          protocol: TCP
+        {{- end }}
       startupProbe:
         httpGet:
           path: /livez
@@ -121,6 +126,10 @@ spec:
           {{- with include "receiver.intakeUrlKey" . }}
           - key: {{ . }}
             path: intake_url
+          {{- end }}
+          {{- with include "receiver.consoleTokensKey" . }}
+          - key: {{ . }}
+            path: console_tokens
           {{- end }}
           {{- range include "receiver.sinkSecrets" . | fromJsonArray }}
           - key: {{ .key }}
