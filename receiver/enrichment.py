@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from receiver.config import EnrichmentSettings, Settings
@@ -48,8 +49,10 @@ class Enricher:
         settings: EnrichmentSettings,
         metrics: Metrics,
         client: MetaStudioClient | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cache = cache
+        self._leads = leads  # whether this replica sweeps (one per deployment)
         self._settings = settings
         self._metrics = metrics
         self._client = client
@@ -136,7 +139,8 @@ class Enricher:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                await self.cache.sweep()
+                if self._leads():
+                    await self.cache.sweep()
             except MetaStudioError as error:
                 log.warning("job sweep failed", extra={"error": str(error)})
             await asyncio.sleep(self._settings.sweep_interval_seconds)
@@ -150,7 +154,10 @@ def shared_client(settings: Settings) -> MetaStudioClient | None:
 
 
 def build_enricher(
-    settings: Settings, metrics: Metrics, client: MetaStudioClient | None = None
+    settings: Settings,
+    metrics: Metrics,
+    client: MetaStudioClient | None = None,
+    leads: Callable[[], bool] = lambda: True,
 ) -> Enricher | None:
     """The enricher for these settings, or None when enrichment is disabled.
 
@@ -166,4 +173,4 @@ def build_enricher(
         max_entries=settings.enrichment.cache_size,
         on_call=lambda operation, outcome: metrics.api_calls.labels(operation, outcome).inc(),
     )
-    return Enricher(cache, settings.enrichment, metrics, client)
+    return Enricher(cache, settings.enrichment, metrics, client, leads)

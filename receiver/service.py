@@ -52,7 +52,9 @@ class ReceiverService:
             else None
         )
         self.metastudio = shared_client(settings)
-        self.enricher = build_enricher(settings, self.metrics, self.metastudio)
+        self.enricher = build_enricher(
+            settings, self.metrics, self.metastudio, leads=self.intake.leads
+        )
         reconcile = settings.reconcile
         self.callback_log = (
             CallbackLog(reconcile.max_callback_jobs, reconcile.forget_after_seconds)
@@ -176,3 +178,10 @@ class ReceiverService:
             self.metrics.intake_oldest.set(self.intake.oldest_age(time.time()))
             for check, passed in self.ready()[1].items():
                 self.metrics.ready.labels(check).set(1 if passed else 0)
+            self.share_api_budget()
+
+    def share_api_budget(self) -> None:
+        """Each replica takes ``rate_limit_per_second / live replicas`` of the tenant's budget."""
+        if self.metastudio is not None:
+            budget = self.settings.metastudio.rate_limit_per_second
+            self.metastudio.limiter.rate = budget / self.intake.live_replicas()

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from receiver.intake.partitions import PartitionLeases
+
 AppendDone = Callable[[bool | BaseException], None]
 # Appends started by ``CoroutineIntake`` and not finished (the loop keeps weak references only).
 _APPENDING: set[asyncio.Task[bool]] = set()
@@ -48,6 +50,21 @@ class Intake(ABC):
     stored event once per process (in order per room), ``ack`` removes it for good;
     what was taken and not acked is handed out again after a restart.
     """
+
+    # The partition leases of a replicated backend (None: a single node).
+    leases: PartitionLeases | None = None
+
+    def leads(self) -> bool:
+        """Whether this process does the deployment's once-only work (the job sweeps).
+
+        A single node always does; with leases, the replica holding partition 0 (exactly
+        one at a time, and another within the lease TTL once it is gone).
+        """
+        return self.leases is None or self.leases.usable(0)
+
+    def live_replicas(self) -> int:
+        """Replicas alive as far as this process knows (1 for a single node)."""
+        return 1 if self.leases is None else max(1, self.leases.live)
 
     async def start(self) -> None:
         """Open storage and connections."""

@@ -82,7 +82,8 @@ class Reconciler:
 
     async def _run(self) -> None:
         while True:
-            await self.sweep_once()
+            if self.intake.leads():  # one watcher per deployment
+                await self.sweep_once()
             await asyncio.sleep(self.interval)
 
     async def sweep_once(self) -> bool:

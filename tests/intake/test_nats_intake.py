@@ -80,6 +80,10 @@ async def test_takeover_redelivers_in_order(stream: str) -> None:
     await cases.case_takeover_after_death(maker(stream), die, TTL)
 
 
+async def test_one_replica_leads_and_another_after_it_died(stream: str) -> None:
+    await cases.case_one_leader(maker(stream), die, TTL)
+
+
 async def test_stream_settings_and_derived_window(stream: str) -> None:
     intake = maker(stream)(partitions=3, replicas=1)
     await intake.start()

@@ -68,6 +68,10 @@ async def test_takeover_redelivers_in_order(prefix: str) -> None:
     await cases.case_takeover_after_death(maker(prefix), die, TTL)
 
 
+async def test_one_replica_leads_and_another_after_it_died(prefix: str) -> None:
+    await cases.case_one_leader(maker(prefix), die, TTL)
+
+
 async def test_marker_removed_when_xadd_fails(prefix: str) -> None:
     intake = maker(prefix)(partitions=1)
     await intake.start()

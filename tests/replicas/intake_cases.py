@@ -8,6 +8,7 @@ as ``kill -9`` would: no lease released, nothing acked, connection dropped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -179,6 +180,25 @@ async def case_takeover_after_death(make: Make, die: Die, ttl: float) -> None:
         assert second.depth() == 0
     finally:
         await second.close()
+
+
+async def case_one_leader(make: Make, die: Die, ttl: float) -> None:
+    """Exactly one replica leads (holds partition 0); another leads once it died."""
+    replicas = [make(partitions=4) for _ in range(3)]
+    for replica in replicas:
+        await replica.start()
+    try:
+        await wait_for(lambda: sum(r.leads() for r in replicas) == 1, deadline=ttl * 4 + 10)
+        await wait_for(lambda: all(r.live_replicas() == 3 for r in replicas), deadline=ttl * 4)
+        (leader,) = [r for r in replicas if r.leads()]
+        await die(leader)
+        rest = [r for r in replicas if r is not leader]
+        await wait_for(lambda: sum(r.leads() for r in rest) == 1, deadline=ttl * 4 + 10)
+        await wait_for(lambda: all(r.live_replicas() == 2 for r in rest), deadline=ttl * 4 + 10)
+    finally:
+        for replica in replicas:
+            with contextlib.suppress(Exception):
+                await replica.close()
 
 
 def same_partitions(rooms: int, partitions: int) -> dict[int, list[str]]:
