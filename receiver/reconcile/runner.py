@@ -20,7 +20,8 @@ from receiver.metastudio.client import MetaStudioClient
 from receiver.metastudio.errors import MetaStudioError
 from receiver.metrics import Metrics
 from receiver.reconcile.callbacks import CallbackLog
-from receiver.reconcile.state import MemoryStateStore, SqliteStateStore, StateStore
+from receiver.reconcile.shared import NatsStateStore, RedisStateStore
+from receiver.reconcile.state import SqliteStateStore, StateStore
 from receiver.reconcile.watcher import JobWatcher
 from receiver.tasks import stop_task
 
@@ -33,14 +34,13 @@ def state_path(intake_path: Path) -> Path:
 
 
 def build_store(settings: Settings) -> StateStore:
-    """The state store of the intake backend (sqlite); memory for the broker backends."""
-    if settings.intake.backend == "sqlite":
-        return SqliteStateStore(state_path(settings.intake.path))
-    log.warning(
-        "reconcile state kept in memory: a restart records the jobs again without emitting",
-        extra={"intake": settings.intake.backend},
-    )
-    return MemoryStateStore()
+    """The state store of the intake backend: a sqlite file, a Redis key or a NATS bucket."""
+    intake = settings.intake
+    if intake.backend == "redis":
+        return RedisStateStore(intake.url, intake.stream)
+    if intake.backend == "nats":
+        return NatsStateStore(intake.url, intake.stream)
+    return SqliteStateStore(state_path(intake.path))
 
 
 class Reconciler:
@@ -110,6 +110,10 @@ class Reconciler:
     async def stop(self) -> None:
         """Stop sweeping (a sweep under way is cancelled; its state was not saved)."""
         await stop_task(self._task)
+        try:
+            await self.watcher.store.close()
+        except Exception as error:  # a broker gone at shutdown: nothing left to save
+            log.debug("reconcile state store close failed", extra={"error": repr(error)})
 
 
 def build_reconciler(

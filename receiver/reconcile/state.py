@@ -41,6 +41,9 @@ class StateStore(Protocol):
     async def save_callbacks(self, records: SavedCallbacks) -> None:
         """Replace the saved per-job callback records."""
 
+    async def close(self) -> None:
+        """Release connections (if any)."""
+
 
 def _copy(records: SavedCallbacks) -> SavedCallbacks:
     return {
@@ -72,12 +75,18 @@ class MemoryStateStore:
         """Keep a copy of ``records``."""
         self._callbacks = _copy(records)
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
 
 class SqliteStateStore:
     """State in two tables of a sqlite file (next to the sqlite intake)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    async def close(self) -> None:
+        """Nothing held open: each call opens and closes the file."""
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path)
