@@ -40,6 +40,7 @@ from receiver.simulator.gateway import (
 )
 from receiver.simulator.iam import issue_token
 from receiver.simulator.jobs import FINISHED_STATES, JOB_STATES, parse_rfc3339, rfc3339
+from receiver.simulator.lifecycle import Lifecycle
 from receiver.simulator.query import InvalidParameter, parse_list_query, select
 
 Job = dict[str, Any]
@@ -73,6 +74,7 @@ class SimState:
     bucket: TokenBucket | None
     rng: random.Random
     stats: SimStats = field(default_factory=SimStats)
+    lifecycle: Lifecycle | None = None
 
 
 def _json(body: Any, request_id: str, status: int = 200) -> Response:
@@ -128,6 +130,8 @@ def _job_api(kind: str, handler: Handler) -> Callable[[Request], Awaitable[Respo
         state: SimState = request.app.state.sim
         request_id = uuid.uuid4().hex
         state.stats.calls[kind] += 1
+        if state.lifecycle is not None:
+            state.lifecycle.advance(state.jobs, _apply_state)
         try:
             if state.latency_ms > 0:
                 await asyncio.sleep(state.latency_ms / 1000)
@@ -195,6 +199,8 @@ async def _set_state(request: Request) -> Response:
     for name in ("error_info", "block_reason", "live_event_callback_config"):
         if name in body:
             job[name] = body[name]
+    if state.lifecycle is not None:
+        state.lifecycle.pinned.add(str(job["job_id"]))
     _apply_state(job, body["state"], datetime.now(UTC))
     return _json(job, request_id)
 
@@ -227,12 +233,15 @@ def create_api_app(
     latency_ms: int = 0,
     rate_limit: float | None = None,
     seed: int | str = 0,
+    lifecycle: Lifecycle | None = None,
 ) -> Starlette:
     """A Starlette app serving ``jobs`` as MetaStudio would, for tenant ``project_id``.
 
     ``fail_rate`` is the fraction of authenticated job calls answered 500 (drawn from a
     ``seed``-ed generator), ``latency_ms`` a delay added to each job call, ``rate_limit``
     the requests per second over which the gateway answers 429 ``APIGW.0308`` (None: no limit).
+    With ``lifecycle`` the jobs start WAITING and change state over time
+    (:mod:`receiver.simulator.lifecycle`).
     Counters are at ``app.state.sim.stats`` and ``GET /_sim/stats``.
     """
     if not 0.0 <= fail_rate <= 1.0:
@@ -244,7 +253,10 @@ def create_api_app(
         latency_ms=max(0, latency_ms),
         bucket=TokenBucket(rate_limit) if rate_limit else None,
         rng=random.Random(f"metastudio-sim-faults:{seed}"),
+        lifecycle=lifecycle,
     )
+    if lifecycle is not None:
+        lifecycle.reset(state.jobs, _apply_state)
     rooms = "/v1/{project_id}/smart-live-rooms/{room_id}/smart-live-jobs"
     routes = [
         Route("/v1/{project_id}/smart-live-jobs", _job_api(LIST_JOBS, _list_jobs)),

@@ -22,6 +22,7 @@ from receiver.simulator.scenario import (
     live_sessions,
     plan_size,
     single_events,
+    skip_callbacks,
 )
 
 DEFAULT_PROJECT_ID = "0b3e6f7c58a34f7a9d2c1e4f5a6b7c8d"
@@ -39,8 +40,13 @@ def _run_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from receiver.simulator.api import create_api_app
+    from receiver.simulator.lifecycle import Lifecycle
 
     jobs = generate_jobs(args.jobs, args.seed, args.project_id)
+    lifecycle = None
+    if args.lifecycle:
+        wait, live = args.lifecycle
+        lifecycle = Lifecycle(wait, live, seed=args.seed)
     app = create_api_app(
         jobs,
         args.project_id,
@@ -51,6 +57,7 @@ def _run_api(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         rate_limit=args.rate_limit,
         seed=args.seed,
+        lifecycle=lifecycle,
     )
     print(
         f"MetaStudio simulator: http://{args.host}:{args.port} project {args.project_id}, "
@@ -71,6 +78,8 @@ def _plan(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     if args.count is not None and args.count > plan_size(plan) > 0:
         rounds = -(-args.count // plan_size(plan))
         plan = live_sessions(jobs, args.seed, rooms=args.rooms, rounds=rounds)
+    if args.skip:
+        plan = skip_callbacks(plan, args.skip)
     count = args.count if args.count is not None else plan_size(plan)
     return dict(plan), count
 
@@ -106,6 +115,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _lifecycle(text: str) -> tuple[float, float]:
+    try:
+        wait, live = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("want WAIT,LIVE in seconds, e.g. 10,60") from None
+    if wait < 0 or live <= 0:
+        raise argparse.ArgumentTypeError("WAIT must be >= 0 and LIVE > 0")
+    return wait, live
+
+
 def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     api = sub.add_parser("api", help="serve a local MetaStudio job API (AK/SK, token, faults)")
     api.add_argument("--host", default="127.0.0.1")
@@ -117,6 +136,13 @@ def _api_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     api.add_argument("--fail-rate", type=float, default=0.0, help="fraction answered 500")
     api.add_argument("--latency-ms", type=int, default=0, help="delay added to each job call")
     api.add_argument("--rate-limit", type=_positive, default=None, help="requests/s before 429")
+    api.add_argument(
+        "--lifecycle",
+        type=_lifecycle,
+        default=None,
+        metavar="WAIT,LIVE",
+        help="jobs start WAITING, go live within WAIT seconds and end LIVE seconds later",
+    )
     api.set_defaults(func=_run_api)
 
 
@@ -134,6 +160,13 @@ def _send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     group.add_argument("--scenario", choices=SCENARIOS, default=LIVE_SESSION)
     send.add_argument("--rooms", type=int, default=None, help="how many rooms (default: all)")
+    send.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="TYPE[:STATE]",
+        help="never send these callbacks of the scenario (e.g. RTMP_STREAM_STATE_CHANGE:END)",
+    )
     _common(send)
     send.add_argument("--rate", type=_positive, default=None, help="callbacks per second")
     send.add_argument("--count", type=int, default=None, help="how many callbacks in all")

@@ -150,6 +150,21 @@ def live_sessions(
     return plan
 
 
+def skip_callbacks(
+    plan: Mapping[str, Sequence[Callback]], skips: Sequence[str]
+) -> dict[str, list[Callback]]:
+    """``plan`` without the callbacks ``skips`` names: ``TYPE`` (every callback of that
+    type) or ``TYPE:STATE`` (``RTMP_STREAM_STATE_CHANGE:END``), as if lost on the way."""
+
+    def skipped(event: Callback) -> bool:
+        state = str(event.message.get("state", ""))
+        return any(
+            rule == event.event_type or rule == f"{event.event_type}:{state}" for rule in skips
+        )
+
+    return {room: [e for e in events if not skipped(e)] for room, events in plan.items()}
+
+
 def single_events(
     jobs: Sequence[Job],
     event_types: Sequence[str],
