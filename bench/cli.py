@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import breakdown, ingest, routing, stack
+from bench import breakdown, ingest, reconcile, routing, stack
 from bench.common import Options, wrk_available
 from bench.report import RESULTS, Target, machine, machine_line, table, targets_table, write_json
 
-PARTS = ("ingest", "breakdown", "e2e", "memory", "enrichment", "routing")
+PARTS = ("ingest", "breakdown", "e2e", "memory", "enrichment", "routing", "reconcile")
 # RSS may grow this much from the end of the warm-up to the end of the run and still be flat.
 RSS_MARGIN_MB = 10.0
 
@@ -364,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n== routing: Router.sinks_for in process, one core", flush=True)
             results["routing"] = routing.run(options)
             print(routing.routing_table(results["routing"]), flush=True)
+        if "reconcile" in options.parts:
+            print("\n== reconcile: list calls per sweep, simulated API over HTTP", flush=True)
+            results["reconcile"] = reconcile.run(options)
+            print(reconcile.reconcile_table(results["reconcile"]), flush=True)
         stack_parts = [part for part in ("e2e", "enrichment") if part in options.parts]
         if stack_parts:
             print(

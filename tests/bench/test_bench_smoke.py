@@ -181,3 +181,15 @@ def test_routing_part_compares_routers_on_pool_envelopes() -> None:
         for name, (what, _router) in routing.routers().items()
     }
     assert routing.routing_table(results).count("\n") == 4
+
+
+def test_reconcile_part_counts_list_calls_per_sweep() -> None:
+    from bench import reconcile
+
+    results = reconcile.run()
+    calls = {sweep["sweep"]: sweep["list_calls"] for sweep in results["sweeps"]}
+    assert calls["quiet"] == 1  # a quiet tenant costs one call a sweep
+    assert calls["200 ended"] <= 3  # 200 changed jobs: two pages of 100, one past the mark
+    assert calls["first run"] <= 20  # max_pages bounds the first run
+    assert results["share_of_tenant_limit"] < 0.05
+    assert "list calls" in reconcile.reconcile_table(results)
