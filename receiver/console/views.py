@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from receiver.events import EventType
@@ -73,16 +74,33 @@ def key_hint(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def _keys_file_age(path: Path | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return None
+
+
 def configuration(service: ReceiverService) -> dict[str, Any]:
-    """The effective settings, secrets redacted, and what to register at MetaStudio."""
+    """The effective settings, secrets redacted, and what to register at MetaStudio: the
+    callback URL, auth types, key fingerprints, the signing rules callbacks matched so far and
+    the age of the key file."""
     settings = service.settings
     dumped = settings.model_dump(mode="json")
     auth = settings.auth
+    rules_seen = {
+        f"{s['labels']['auth_type']} {s['labels']['rule']}": int(s["value"])
+        for s in _samples(service)["receiver_signature_matches"]
+    }
     return {
+        "signing_rules_seen": rules_seen,
+        "keys_file_age_seconds": _keys_file_age(auth.keys_file),
         "register": {
             "live_event_type_callback_url": redact_url(settings.server.callback_url, True),
             "auth_types": [str(t) for t in auth.type],
-            "key_hints": [key_hint(k.get_secret_value()) for k in auth.keys],
+            "key_hints": [key_hint(k) for k in service.keys.keys],
             "event_types": [str(t) for t in EventType],
         },
         "settings": _redacted(dumped),

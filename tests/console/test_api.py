@@ -135,6 +135,13 @@ async def test_configuration_is_redacted_and_says_what_to_register(console: Cons
     assert register["key_hints"][0].startswith("sha256:")
     text = orjson.dumps(config).decode()
     assert "test-key" not in text  # the callback key itself never appears
+    assert config["signing_rules_seen"] == {}
+    await send(console, "REPLY_COMMAND_FINISH", "room-c")
+    again = (await console.http.get("/api/config", headers=console.as_role(VIEWER))).json()
+    assert again["signing_rules_seen"] == {"MSS_A_HEAD host_path_query": 1}
+    assert again["keys_file_age_seconds"] is None
+    page = await console.http.get("/config", headers=console.as_role(VIEWER))
+    assert "MSS_A_HEAD host_path_query: 1" in page.text
 
 
 async def test_routes_test_says_where_an_event_would_go(console: Console) -> None:
