@@ -25,6 +25,14 @@ PUBLIC_PREFIXES = ("/login", "/static/")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
+def host_name(host: str) -> str:
+    """The name part of a ``Host`` header (``[::1]:9180`` -> ``[::1]``), lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -76,7 +84,7 @@ class ConsoleAuth:
         if path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if self.tokens.open and headers.get("host", "").rsplit(":", 1)[0] not in LOOPBACK_HOSTS:
+        if self.tokens.open and host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
             await _refuse(send, 421, "misdirected", "the console answers loopback names only")
             return
         if role is None:

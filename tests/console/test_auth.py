@@ -114,3 +114,12 @@ async def test_open_mode_answers_loopback_names_only_and_needs_its_csrf(
     assert (await http.delete("/api/dead-letters")).status_code == 403
     ok = await http.delete("/api/dead-letters", headers={"x-csrf-token": session["csrf"]})
     assert ok.status_code == 200
+
+
+def test_host_names() -> None:
+    from receiver.console.auth import host_name
+
+    assert host_name("127.0.0.1:9180") == "127.0.0.1"
+    assert host_name("[::1]:9180") == "[::1]" and host_name("[::1]") == "[::1]"
+    assert host_name("LOCALHOST") == "localhost"
+    assert host_name("localhost.attacker.example:80") == "localhost.attacker.example"
