@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 MAX_ERROR_CHARS = 2000
+CLAIM_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,16 @@ class BaseDeadLetterStore(ABC):
     @abstractmethod
     async def remove(self, letter_id: int) -> bool:
         """Delete one letter; whether it existed (so a remove is also a claim)."""
+
+    @abstractmethod
+    async def claim(self, letter_id: int, seconds: float = CLAIM_SECONDS) -> bool:
+        """Reserve a stored letter for one replayer for ``seconds``; False if it is gone or
+        another caller holds it. Of concurrent callers exactly one wins; a claim that is
+        neither removed nor released lapses, so a replayer that died loses no letter."""
+
+    @abstractmethod
+    async def release(self, letter_id: int) -> None:
+        """Drop the claim on a letter that stays (its delivery failed)."""
 
     @abstractmethod
     async def purge(self, sink: str | None = None) -> int:
