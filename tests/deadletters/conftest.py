@@ -30,22 +30,24 @@ class Backend:
 
 
 def write_settings(directory: Path, backend: str, url: str, stream: str) -> Backend:
-    """A config file and its settings: dead letters in ``backend``, a jsonl sink ``out``."""
+    """A config file and its settings: dead letters in ``backend``, a jsonl sink ``out``;
+    the local files under ``directory/data``."""
     intake = "" if backend == "sqlite" else f'url = "{url}"\nstream = "{stream}"\n'
+    data = directory / "data"
     config = directory / "receiver.toml"
     config.write_text(
         f"""
 [intake]
 backend = "{backend}"
-path = "{directory / "intake.db"}"
+path = "{data / "intake.db"}"
 {intake}
 [dead_letters]
-path = "{directory / "dead.db"}"
+path = "{data / "dead.db"}"
 
 [[sinks]]
 name = "out"
 type = "jsonl"
-path = "{directory / "out.jsonl"}"
+path = "{data / "out.jsonl"}"
 
 [[routes]]
 sinks = ["out"]
@@ -58,7 +60,18 @@ sinks = ["out"]
 
 @pytest.fixture(params=["sqlite", "redis", "nats"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    name: str = request.param
+    async for item in open_backend(request.param, tmp_path):
+        yield item
+
+
+@pytest.fixture(params=["redis", "nats"])
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for item in open_backend(request.param, tmp_path):
+        yield item
+
+
+async def open_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The backend ``name`` for one test; its letters are deleted afterwards."""
     if name == "sqlite":
         yield write_settings(tmp_path, name, "", "")
     elif name == "redis":
