@@ -1,11 +1,13 @@
 """``receiver dlq``: list, show, replay and purge dead letters.
 
-Replay builds each letter's sink from the configuration, publishes the stored body and
-removes the letter once the sink confirmed. After a sink's first failure its remaining
-letters are kept untouched (so one room's events are not replayed out of order); run the
-command again once the sink is healthy. A letter of ``(unrouted)`` (an event whose routing
-failed) is routed afresh by the configured routes and removed once every chosen sink took
-it; one that still cannot be decoded or matches no route is kept.
+Replay claims each letter (so concurrent replays, from any replica, publish it once; a
+claim of a replay that died lapses after five minutes), builds its sink from the
+configuration, publishes the stored body and removes the letter once the sink confirmed.
+After a sink's first failure its remaining letters are kept untouched (so one room's
+events are not replayed out of order); run the command again once the sink is healthy. A
+letter of ``(unrouted)`` (an event whose routing failed) is routed afresh by the
+configured routes and removed once every chosen sink took it; one that still cannot be
+decoded or matches no route is kept.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 import orjson
 
 from receiver.config import ConfigError, Settings, load_settings
-from receiver.deadletters import DeadLetter, DeadLetterStore
+from receiver.deadletters import BaseDeadLetterStore, DeadLetter
+from receiver.deadletters.factory import build_dead_letters
 from receiver.pipeline import UNROUTED
 from receiver.routing import Router
 from receiver.sinks.base import DeliveryError, Sink
 from receiver.sinks.factory import MissingExtra, build_sink
 
-StoreCommand = Callable[[argparse.Namespace, Settings, DeadLetterStore], Awaitable[int]]
+StoreCommand = Callable[[argparse.Namespace, Settings, BaseDeadLetterStore], Awaitable[int]]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,7 +77,7 @@ def _run(command: StoreCommand, args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> int:
-        store = DeadLetterStore(settings.dead_letters.path)
+        store = build_dead_letters(settings)
         try:
             return await command(args, settings, store)
         finally:
@@ -83,24 +86,11 @@ def _run(command: StoreCommand, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _summary(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.id,
-        "event_id": letter.event_id,
-        "sink": letter.sink,
-        "attempts": letter.attempts,
-        "last_error": letter.last_error,
-        "first_attempt_at": letter.first_attempt_at,
-        "dead_at": letter.dead_at,
-        "bytes": len(letter.body),
-    }
-
-
-async def _list(args: argparse.Namespace, _settings: Settings, store: DeadLetterStore) -> int:
+async def _list(args: argparse.Namespace, _settings: Settings, store: BaseDeadLetterStore) -> int:
     letters = await store.list(sink=args.sink, limit=args.limit)
     if args.format == "json":
         for letter in letters:
-            print(orjson.dumps(_summary(letter)).decode())
+            print(orjson.dumps(letter.summary()).decode())
         return 0
     print(f"{'ID':>6}  {'SINK':<16} {'EVENT ID':<32} {'TRIES':>5}  LAST ERROR")
     for letter in letters:
@@ -110,12 +100,12 @@ async def _list(args: argparse.Namespace, _settings: Settings, store: DeadLetter
     return 0
 
 
-async def _show(args: argparse.Namespace, _settings: Settings, store: DeadLetterStore) -> int:
+async def _show(args: argparse.Namespace, _settings: Settings, store: BaseDeadLetterStore) -> int:
     letter = await store.get(args.id)
     if letter is None:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    document = _summary(letter)
+    document = letter.summary()
     try:
         document["envelope"] = orjson.loads(letter.body)
     except orjson.JSONDecodeError:
@@ -124,7 +114,7 @@ async def _show(args: argparse.Namespace, _settings: Settings, store: DeadLetter
     return 0
 
 
-async def _purge(args: argparse.Namespace, _settings: Settings, store: DeadLetterStore) -> int:
+async def _purge(args: argparse.Namespace, _settings: Settings, store: BaseDeadLetterStore) -> int:
     if not args.yes:
         print("purge deletes dead letters for good; add --yes to confirm", file=sys.stderr)
         return 2
@@ -133,7 +123,7 @@ async def _purge(args: argparse.Namespace, _settings: Settings, store: DeadLette
     return 0
 
 
-async def _replay(args: argparse.Namespace, settings: Settings, store: DeadLetterStore) -> int:
+async def _replay(args: argparse.Namespace, settings: Settings, store: BaseDeadLetterStore) -> int:
     if args.id is not None:
         letter = await store.get(args.id)
         if letter is None or (args.sink and letter.sink != args.sink):
@@ -145,15 +135,21 @@ async def _replay(args: argparse.Namespace, settings: Settings, store: DeadLette
     replayer = _Replayer(settings)
     try:
         for letter in letters:
+            if not await store.claim(letter.id):
+                replayer.skipped += 1  # another replay holds it, or it was removed
+                continue
             if await replayer.deliver(letter):
                 await store.remove(letter.id)
+            else:
+                await store.release(letter.id)
     finally:
         await replayer.close()
+    kept = len(letters) - replayer.delivered - replayer.skipped
     print(
         f"replayed {replayer.delivered}, failed {replayer.failed}, "
-        f"kept {len(letters) - replayer.delivered}"
+        f"kept {kept}, skipped {replayer.skipped} (claimed by another replay or gone)"
     )
-    return 0 if replayer.delivered == len(letters) else 1
+    return 0 if kept == 0 else 1
 
 
 class _Replayer:
@@ -166,6 +162,7 @@ class _Replayer:
         self._broken: set[str] = set()
         self.delivered = 0
         self.failed = 0
+        self.skipped = 0
 
     async def deliver(self, letter: DeadLetter) -> bool:
         """Publish one letter; False (reported on stderr) if it stays a dead letter."""

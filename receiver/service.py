@@ -16,7 +16,8 @@ from receiver.authentication import Authenticator
 from receiver.callback import CallbackHandler
 from receiver.config import Settings
 from receiver.console.recorder import ConsoleRecorder
-from receiver.deadletters import DeadLetterStore
+from receiver.deadletters.factory import build_dead_letters, shared_backend
+from receiver.deadletters.migrate import move_local_letters
 from receiver.endpoint import CallbackEndpoint
 from receiver.enrichment import build_enricher, shared_client
 from receiver.intake import Intake, build_intake
@@ -45,7 +46,7 @@ class ReceiverService:
         self.keys = KeyRing(settings.auth)
         self.intake: Intake = build_intake(settings.intake)
         self.sinks: dict[str, Sink] = {item.name: build_sink(item) for item in settings.sinks}
-        self.dead_letters = DeadLetterStore(settings.dead_letters.path)
+        self.dead_letters = build_dead_letters(settings)
         self.access_log = (
             AccessLog(settings.logging.format, on_drop=self.metrics.access_log_dropped.inc)
             if settings.server.access_log
@@ -105,6 +106,8 @@ class ReceiverService:
     async def start(self) -> None:
         """Open the intake, the sinks and the enrichment, then start the pipeline."""
         await self.intake.start()
+        if shared_backend(self.settings):
+            await move_local_letters(self.settings.dead_letters.path, self.dead_letters)
         for sink in self.sinks.values():
             await sink.start()
         if self.enricher is not None:

@@ -69,15 +69,7 @@ def event_filter(request: Request) -> EventFilter:
 
 
 def letter_summary(letter: DeadLetter, with_body: bool = False) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "id": letter.id,
-        "event_id": letter.event_id,
-        "sink": letter.sink,
-        "attempts": letter.attempts,
-        "last_error": letter.last_error,
-        "first_attempt_at": letter.first_attempt_at,
-        "dead_at": letter.dead_at,
-    }
+    summary = letter.summary()
     if with_body:
         try:
             summary["envelope"] = orjson.loads(letter.body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 async def replay_letter(service: ReceiverService, letter: DeadLetter) -> str:
     """Publish the letter again and remove it once delivered; "" or why it was kept.
 
-    The letter is removed only after every sink confirmed, so a failure keeps it; removal
-    is the claim, so a letter replayed twice at once is at worst delivered twice (sinks
-    and consumers drop repeats by event id), never lost.
+    The letter is claimed first (as ``receiver dlq replay`` does), so two replays at once,
+    from any replica or the CLI, publish it once; it is removed only after every sink
+    confirmed, and a failure releases the claim and keeps it.
     """
     try:
         envelope = orjson.loads(letter.body)
@@ -34,15 +34,28 @@ async def replay_letter(service: ReceiverService, letter: DeadLetter) -> str:
             return "no route matches it"
     else:
         targets = [letter.sink]
+    store = service.dead_letters
+    if not await store.claim(letter.id):
+        return "another replay holds it, or it is gone"
+    failure = await _publish(service, targets, envelope, letter.body)
+    if failure:
+        await store.release(letter.id)
+        return failure
+    await store.remove(letter.id)
+    return ""
+
+
+async def _publish(
+    service: ReceiverService, targets: list[str], envelope: dict[str, Any], body: bytes
+) -> str:
     for name in targets:
         sink = service.sinks.get(name)
         if sink is None:
             return f"no sink named {name!r} in the configuration"
         try:
-            await sink.publish(envelope, letter.body)
+            await sink.publish(envelope, body)
         except DeliveryError as error:
             return f"{name}: {error.detail}"
         except Exception as error:  # a sink bug: the letter stays
             return f"{name}: {type(error).__name__}"
-    await service.dead_letters.remove(letter.id)
     return ""

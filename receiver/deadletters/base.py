@@ -9,8 +9,10 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 MAX_ERROR_CHARS = 2000
+CLAIM_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,19 @@ class DeadLetter:
     last_error: str
     first_attempt_at: float
     dead_at: float
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the body, and the body's size (for listings)."""
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "sink": self.sink,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "first_attempt_at": self.first_attempt_at,
+            "dead_at": self.dead_at,
+            "bytes": len(self.body),
+        }
 
 
 class BaseDeadLetterStore(ABC):
@@ -54,6 +69,16 @@ class BaseDeadLetterStore(ABC):
     @abstractmethod
     async def remove(self, letter_id: int) -> bool:
         """Delete one letter; whether it existed (so a remove is also a claim)."""
+
+    @abstractmethod
+    async def claim(self, letter_id: int, seconds: float = CLAIM_SECONDS) -> bool:
+        """Reserve a stored letter for one replayer for ``seconds``; False if it is gone or
+        another caller holds it. Of concurrent callers exactly one wins; a claim that is
+        neither removed nor released lapses, so a replayer that died loses no letter."""
+
+    @abstractmethod
+    async def release(self, letter_id: int) -> None:
+        """Drop the claim on a letter that stays (its delivery failed)."""
 
     @abstractmethod
     async def purge(self, sink: str | None = None) -> int:

@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import builtins
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from receiver.deadletters.base import MAX_ERROR_CHARS, BaseDeadLetterStore, DeadLetter
+from receiver.deadletters.base import (
+    CLAIM_SECONDS,
+    MAX_ERROR_CHARS,
+    BaseDeadLetterStore,
+    DeadLetter,
+)
 from receiver.file_access import require_writable
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _COLUMNS = "id, event_id, sink, body, attempts, last_error, first_attempt_at, dead_at"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -34,6 +40,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_sink ON dead_letters (sink, id);
+CREATE TABLE IF NOT EXISTS dead_letter_claims (
+    id INTEGER PRIMARY KEY,
+    until REAL NOT NULL
+);
 """
 
 
@@ -112,9 +122,37 @@ class SqliteDeadLetterStore(BaseDeadLetterStore):
         def delete(db: sqlite3.Connection) -> bool:
             with db:
                 cursor = db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,))
+                db.execute("DELETE FROM dead_letter_claims WHERE id = ?", (letter_id,))
             return cursor.rowcount > 0
 
         return await self._run(delete)
+
+    async def claim(self, letter_id: int, seconds: float = CLAIM_SECONDS) -> bool:
+        """Reserve a stored letter for ``seconds``; False if it is gone or claimed."""
+
+        def reserve(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            with db:
+                db.execute(
+                    "DELETE FROM dead_letter_claims WHERE id = ? AND until <= ?", (letter_id, now)
+                )
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO dead_letter_claims (id, until)"
+                    " SELECT id, ? FROM dead_letters WHERE id = ?",
+                    (now + seconds, letter_id),
+                )
+            return cursor.rowcount > 0
+
+        return await self._run(reserve)
+
+    async def release(self, letter_id: int) -> None:
+        """Drop the claim on a letter that stays."""
+
+        def delete(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("DELETE FROM dead_letter_claims WHERE id = ?", (letter_id,))
+
+        await self._run(delete)
 
     async def purge(self, sink: str | None = None) -> int:
         """Delete every letter (of one sink, or of all); how many were deleted."""
@@ -125,6 +163,9 @@ class SqliteDeadLetterStore(BaseDeadLetterStore):
                     cursor = db.execute("DELETE FROM dead_letters")
                 else:
                     cursor = db.execute("DELETE FROM dead_letters WHERE sink = ?", (sink,))
+                db.execute(
+                    "DELETE FROM dead_letter_claims WHERE id NOT IN (SELECT id FROM dead_letters)"
+                )
             return cursor.rowcount
 
         return await self._run(delete)

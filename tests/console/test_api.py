@@ -105,6 +105,11 @@ async def test_dead_letters_list_detail_replay_preview_and_purge(console: Consol
     assert detail["envelope"]["roomid"] == "r1"
     refused = await http.post(f"/api/dead-letters/{one}/replay", headers=viewer)
     assert refused.status_code == 403
+    store = console.receiver.service.dead_letters
+    assert await store.claim(one)  # another replay holds it: refused, kept
+    held = await http.post(f"/api/dead-letters/{one}/replay", headers=operator)
+    assert held.status_code == 502 and "another replay" in held.json()["detail"]
+    await store.release(one)
     replayed = await http.post(f"/api/dead-letters/{one}/replay", headers=operator)
     assert replayed.json() == {"replayed": 1}
     out = read_jsonl(console.directory / "out.jsonl")
