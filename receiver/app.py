@@ -15,6 +15,7 @@ from starlette.routing import Route
 from receiver.callback import headers_size
 from receiver.config import Settings
 from receiver.console.listener import AdminListener
+from receiver.console.tokens import TokenFileError
 from receiver.contract.schemas import encode, schema_documents
 from receiver.file_access import AccessError
 from receiver.openapi import openapi_document
@@ -110,11 +111,16 @@ class ReceiverApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.service.start()
-                    if self.service.settings.admin.enabled:
+                    if self.service.settings.admin.enabled:  # its tokens are read first
                         self.admin = AdminListener(self.service)
-                        await self.admin.start()
-                except AccessError as error:  # one line that says who needs access to what
+                    await self.service.start()
+                    if self.admin is not None:
+                        try:
+                            await self.admin.start()
+                        except BaseException:
+                            await self.service.stop()
+                            raise
+                except (AccessError, TokenFileError, OSError) as error:  # one line says why
                     log.error("start-up failed: %s", error)
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
@@ -127,7 +133,9 @@ class ReceiverApp:
                 try:
                     if self.admin is not None:
                         await self.admin.stop()
-                    await self.service.stop()
                 finally:
-                    await send({"type": "lifespan.shutdown.complete"})
+                    try:
+                        await self.service.stop()
+                    finally:
+                        await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -310,6 +310,8 @@ class Settings(BaseSettings):
                     raise ValueError(f"routes[{index}].condition: {error}") from None
         if self.intake.backend == "sqlite" and self.intake.url:
             raise ValueError("intake.url is for the nats and redis backends")
+        if self.admin.enabled and self.admin.port == self.server.port:
+            raise ValueError("admin.port must differ from server.port: never the callback port")
         if self.intake.backend != "sqlite" and not self.intake.url:
             raise ValueError(f"intake.url is required for the {self.intake.backend} backend")
         for section in ("enrichment", "reconcile"):

@@ -3,16 +3,22 @@ characters are shown as ``?`` so a crafted value cannot move the cursor."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from wcwidth import wcswidth, wcwidth
 
+_HIDDEN = frozenset(("Cc", "Cf", "Zl", "Zp"))  # controls, bidi and invisible format marks
+
 
 def cell(value: Any) -> str:
-    """``value`` as one table cell (``-`` for None)."""
+    """``value`` as one table cell (``-`` for None); control, bidi-override and invisible
+    characters become ``?``."""
     text = "-" if value is None else str(value)
-    return "".join("?" if wcwidth(char) < 0 else char for char in text)
+    return "".join(
+        "?" if wcwidth(char) < 0 or unicodedata.category(char) in _HIDDEN else char for char in text
+    )
 
 
 def width(text: str) -> int:

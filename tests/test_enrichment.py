@@ -195,3 +195,29 @@ async def test_stream_end_refreshes_the_job(
         (
             await admin.post(f"{api}/_sim/jobs/{job['job_id']}/state", json={"state": "PROCESSING"})
         ).raise_for_status()
+
+
+async def test_the_console_shows_a_refused_event_as_dead_lettered(
+    tmp_path: Path, api: str, sim_jobs: list[dict[str, Any]]
+) -> None:
+    config = enrichment_config(tmp_path, api, on_not_found="dead_letter")
+    config.write_text(config.read_text() + "\n[admin]\nenabled = true\n")
+    app = ReceiverApp(load_settings(config))
+    await app.service.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8999"
+        ) as http:
+            body = callback_body(
+                "REPLY_COMMAND_FINISH", sim_jobs[0]["room_id"], job_id="forged-job", reply_id="x"
+            )
+            answer = await http.post(PATH, content=body, headers=signed_headers(URL))
+            async with asyncio.timeout(10):
+                while app.service.intake.depth():
+                    await asyncio.sleep(0.02)
+        assert app.service.console is not None
+        record = app.service.console.history.get(answer.json()["id"])
+        assert record is not None and record.outcome == "dead_lettered"
+        assert record.sinks["out"].outcome == "dead_lettered"
+    finally:
+        await app.service.stop()

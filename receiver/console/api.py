@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 HEARTBEAT_SECONDS = 15.0
 MAX_LETTERS = 1000
+MAX_ROOMS = 500  # rooms per answer, the most recently active first
+MAX_REPLAY_BODY = 4096
 
 
 class ApiError(Exception):
@@ -49,9 +52,21 @@ def _number(request: Request, name: str, default: float | None = None) -> float 
     if text is None or text == "":
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ApiError(400, "bad_request", f"{name} must be a number") from None
+    if not math.isfinite(value):
+        raise ApiError(400, "bad_request", f"{name} must be a finite number")
+    return value
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+    return body
 
 
 def event_filter(request: Request) -> EventFilter:
@@ -121,8 +136,11 @@ class ConsoleApi:
     async def overview(self, _request: Request) -> dict[str, Any]:
         return await overview(self.service)
 
-    async def rooms(self, _request: Request) -> dict[str, Any]:
-        return {"rooms": [room.as_dict() for room in self.recorder.rooms.rooms()]}
+    async def rooms(self, request: Request) -> dict[str, Any]:
+        limit = int(_number(request, "limit", MAX_ROOMS) or MAX_ROOMS)
+        board = self.recorder.rooms
+        rooms = board.rooms(max(1, min(limit, MAX_ROOMS)))
+        return {"rooms": [room.as_dict() for room in rooms], "total": len(board)}
 
     async def room(self, request: Request) -> dict[str, Any]:
         room_id = request.path_params["room_id"]
@@ -151,8 +169,11 @@ class ConsoleApi:
         where = event_filter(request)
         history = self.recorder.history
 
+        queue = history.subscribe()
+        if queue is None:
+            raise ApiError(503, "too_many_tails", "too many live tails are open; retry later")
+
         async def events() -> AsyncIterator[bytes]:
-            queue = history.subscribe()
             try:
                 yield b": connected\n\n"
                 while not self.stopping.is_set():
@@ -207,12 +228,12 @@ class ConsoleApi:
     async def replay_all(self, request: Request) -> dict[str, Any]:
         """GET: how many would be replayed (the preview); POST ``{"sink", "expected"}``."""
         store = self.service.dead_letters
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             sink = request.query_params.get("sink") or None
             return {"sink": sink, "count": await store.count(sink)}
         _operator(request)
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await _bounded_body(request, MAX_REPLAY_BODY))
             sink, expected = body.get("sink") or None, int(body["expected"])
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
             raise ApiError(400, "bad_request", 'send {"sink": ..., "expected": N}') from None
@@ -230,19 +251,15 @@ class ConsoleApi:
 
     async def routes_test(self, request: Request) -> dict[str, Any]:
         """Which routes a callback body or an envelope matches, and where it would go."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_EVENT_BYTES:
-                raise ApiError(413, "too_large", f"an event is at most {MAX_EVENT_BYTES} bytes")
+        body = await _bounded_body(request, MAX_EVENT_BYTES)
         settings = self.service.settings
         try:
             return route_report(settings, load_envelope(body, settings))
         except BadInput as error:
             raise ApiError(400, "bad_event", str(error)) from None
 
-    async def config(self, _request: Request) -> dict[str, Any]:
-        return configuration(self.service)
+    async def config(self, request: Request) -> dict[str, Any]:
+        return configuration(self.service, request.state.role == Role.OPERATOR)
 
     async def close(self) -> None:
         """End every live tail."""

@@ -12,6 +12,8 @@ page elsewhere cannot drive the console through DNS rebinding.
 from __future__ import annotations
 
 import http.cookies
+import ipaddress
+import re
 import secrets
 from typing import Any
 
@@ -22,15 +24,24 @@ from receiver.console.tokens import Role, Tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PREFIXES = ("/login", "/static/")
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
-def host_name(host: str) -> str:
-    """The name part of a ``Host`` header (``[::1]:9180`` -> ``[::1]``), lower case."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+_HOST = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9.-]+))(?::[0-9]{1,5})?$")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header names this machine: ``localhost`` or a loopback address,
+    with an optional port, nothing else."""
+    match = _HOST.match(host.strip().lower())
+    if match is None:
+        return False
+    name = match.group("v6") or match.group("name")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -84,7 +95,7 @@ class ConsoleAuth:
         if path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if self.tokens.open and host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
+        if self.tokens.open and not is_loopback_host(headers.get("host", "")):
             await _refuse(send, 421, "misdirected", "the console answers loopback names only")
             return
         if role is None:
@@ -94,8 +105,8 @@ class ConsoleAuth:
                 await _redirect(send, "/login")
             return
         if scope["method"] not in SAFE_METHODS and not bearer:
-            presented = headers.get("x-csrf-token", "")
-            if not csrf or not secrets.compare_digest(presented, csrf):
+            presented = headers.get("x-csrf-token", "").encode("latin-1")
+            if not csrf or not secrets.compare_digest(presented, csrf.encode()):
                 await _refuse(send, 403, "csrf", "X-CSRF-Token is missing or wrong")
                 return
         await self.app(scope, receive, send)
@@ -135,7 +146,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = scope["path"].startswith(("/api/", "/login"))
+        no_store = not scope["path"].startswith("/static/")
 
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -8,6 +8,7 @@ any-address host is reached on loopback) with the token in ``$RECEIVER_CONSOLE_T
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from receiver import tables
 from receiver.config import ConfigError, load_settings
@@ -66,7 +66,8 @@ def _rooms(args: argparse.Namespace) -> int:
         return 1
     rooms = response.json()["rooms"]
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(rooms, option=orjson.OPT_INDENT_2) + b"\n")
+        # ASCII only: a room name cannot put raw C1 or bidi characters on the terminal.
+        print(json.dumps(rooms, indent=2, ensure_ascii=True))
     else:
         tables.print_table(COLUMNS, [_row(room) for room in rooms], sys.stdout)
         print(f"{len(rooms)} room(s)")

@@ -1,9 +1,9 @@
 """A bounded record of recent events and of each sink's delivery outcome, for the console.
 
-Kept in this process's memory, newest ``history_events`` within ``history_seconds``; the
-envelopes in it are those the sinks got (secrets already removed). Subscribers (the live
-tail) get each new or changed record; a subscriber that falls behind loses records, never
-slows the pipeline.
+Kept in this process's memory: the newest ``history_events`` within ``history_seconds``
+and ``history_bytes``; the envelopes in it are those the sinks got (secrets already
+removed), kept as their JSON bytes. At most ``MAX_SUBSCRIBERS`` live tails get each new or
+changed record; one that falls behind loses records, never slows the pipeline.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 SUBSCRIBER_QUEUE = 256
+MAX_SUBSCRIBERS = 32
 MAX_PAGE = 200
 
 
@@ -28,31 +31,52 @@ class SinkOutcome:
     at: float = 0.0
 
 
+def _text(value: Any, limit: int = 128) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
 @dataclass(slots=True)
 class EventRecord:
-    """One event as the console shows it."""
+    """One event as the console shows it: a few fields, and the envelope as its JSON bytes
+    (decoded only for its detail page, so a record costs about its size)."""
 
     seq: int
     id: str
     seen_at: float
-    envelope: dict[str, Any]
+    body: bytes
+    type: str
+    event_type: str
+    room_id: str
+    job_id: str
+    state: str | None
+    enrichment: str
     sinks: dict[str, SinkOutcome] = field(default_factory=dict)
 
-    @property
-    def event_type(self) -> str:
-        return str(self.envelope.get("data", {}).get("event_type", ""))
+    @classmethod
+    def of(cls, seq: int, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> EventRecord:
+        """The record of a routed envelope (``body`` is its JSON encoding)."""
+        data = envelope.get("data") or {}
+        message = data.get("message") if isinstance(data, dict) else None
+        state = message.get("state") if isinstance(message, dict) else None
+        enrichment = data.get("enrichment") if isinstance(data, dict) else None
+        return cls(
+            seq,
+            _text(envelope.get("id")),
+            time.time(),
+            body,
+            _text(envelope.get("type"), 256),
+            _text(data.get("event_type")) if isinstance(data, dict) else "",
+            _text(envelope.get("roomid")),
+            _text(envelope.get("jobid")),
+            _text(state) or None,
+            _text(enrichment.get("status")) if isinstance(enrichment, dict) else "",
+            {name: SinkOutcome() for name in sinks},
+        )
 
     @property
-    def room_id(self) -> str:
-        return str(self.envelope.get("roomid") or "")
-
-    @property
-    def job_id(self) -> str:
-        return str(self.envelope.get("jobid") or "")
-
-    @property
-    def enrichment(self) -> str:
-        return str((self.envelope.get("data", {}).get("enrichment") or {}).get("status", ""))
+    def size(self) -> int:
+        """Bytes this record holds, roughly."""
+        return len(self.body) + 512 + 128 * len(self.sinks)
 
     @property
     def outcome(self) -> str:
@@ -68,17 +92,15 @@ class EventRecord:
 
     def summary(self) -> dict[str, Any]:
         """The record without its envelope (lists and the live tail)."""
-        message = self.envelope.get("data", {}).get("message") or {}
-        state = message.get("state") if isinstance(message, dict) else None
         return {
             "seq": self.seq,
             "id": self.id,
             "seen_at": self.seen_at,
-            "type": self.envelope.get("type"),
+            "type": self.type,
             "event_type": self.event_type,
             "room_id": self.room_id,
             "job_id": self.job_id,
-            "state": state if isinstance(state, str) else None,
+            "state": self.state,
             "enrichment": self.enrichment,
             "outcome": self.outcome,
             "sinks": {
@@ -89,7 +111,7 @@ class EventRecord:
 
     def detail(self) -> dict[str, Any]:
         """The record with its envelope."""
-        return {**self.summary(), "envelope": self.envelope}
+        return {**self.summary(), "envelope": orjson.loads(self.body)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +139,13 @@ class EventFilter:
 
 
 class EventHistory:
-    """Recent events by id, oldest first, bounded by count and age."""
+    """Recent events by id, oldest first, bounded by count, bytes and age."""
 
-    def __init__(self, max_events: int, max_age_seconds: float) -> None:
+    def __init__(self, max_events: int, max_age_seconds: float, max_bytes: int) -> None:
         self._max_events = max_events
         self._max_age = max_age_seconds
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._records: OrderedDict[str, EventRecord] = OrderedDict()
         self._seq = 0
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -129,14 +153,15 @@ class EventHistory:
     def __len__(self) -> int:
         return len(self._records)
 
-    def add(self, envelope: dict[str, Any], sinks: list[str]) -> None:
-        """Record a routed event (a repeat of a known id updates it)."""
-        event_id = str(envelope.get("id", ""))
+    def add(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
+        """Record a routed event (a repeat of a known id replaces it)."""
         self._seq += 1
-        outcomes = {name: SinkOutcome() for name in sinks}
-        record = EventRecord(self._seq, event_id, time.time(), envelope, outcomes)
-        self._records.pop(event_id, None)
-        self._records[event_id] = record
+        record = EventRecord.of(self._seq, envelope, body, sinks)
+        old = self._records.pop(record.id, None)
+        if old is not None:
+            self._bytes -= old.size
+        self._records[record.id] = record
+        self._bytes += record.size
         self._prune(record.seen_at)
         self._publish(record)
 
@@ -172,7 +197,10 @@ class EventHistory:
         found = found[:limit]
         return found, (found[-1].seq if more and found else None)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]] | None:
+        """A queue of the records to come; None when ``MAX_SUBSCRIBERS`` tails are open."""
+        if len(self._subscribers) >= MAX_SUBSCRIBERS:
+            return None
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._subscribers.add(queue)
         return queue
@@ -190,8 +218,11 @@ class EventHistory:
 
     def _prune(self, now: float) -> None:
         records = self._records
-        while len(records) > self._max_events:
-            records.popitem(last=False)
         oldest = now - self._max_age
-        while records and next(iter(records.values())).seen_at < oldest:
-            records.popitem(last=False)
+        while records and (
+            len(records) > self._max_events
+            or self._bytes > self._max_bytes
+            or next(iter(records.values())).seen_at < oldest
+        ):
+            _, dropped = records.popitem(last=False)
+            self._bytes -= dropped.size

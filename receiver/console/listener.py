@@ -1,8 +1,9 @@
 """The admin listener: a second uvicorn server in the receiver's process and event loop.
 
 It binds its socket itself, so a port in use fails the start-up with a clear error. It is
-started after the callback server, so it receives SIGTERM first; uvicorn then hands the
-signal on to the callback server, which shuts down as usual.
+started in the callback server's lifespan, inside the callback server's signal capture,
+so it receives SIGTERM first; uvicorn then hands the signal on to the callback server,
+which shuts down as usual.
 """
 
 from __future__ import annotations

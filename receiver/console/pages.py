@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from receiver.console.history import EventFilter
 from receiver.console.sessions import COOKIE, Sessions
-from receiver.console.tokens import Tokens
+from receiver.console.tokens import Role, Tokens
 from receiver.console.views import configuration, overview
 
 if TYPE_CHECKING:
@@ -56,6 +56,10 @@ class ConsolePages:
         self.secure_cookie = secure_cookie
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["age"] = _age
+        # Room and event ids are the body's: quoted whole, "/" too, in links.
+        self.templates.env.filters["urlencode"] = lambda value: urllib.parse.quote(
+            str(value), safe=""
+        )
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -145,4 +149,5 @@ class ConsolePages:
         return self._page(request, "dead_letters")
 
     async def config(self, request: Request) -> Response:
-        return self._page(request, "config", config=configuration(self.service))
+        operator = request.state.role == Role.OPERATOR
+        return self._page(request, "config", config=configuration(self.service, operator))

@@ -13,11 +13,13 @@ class ConsoleRecorder:
     """Records every routed event and each sink's outcome (see :class:`Observer`)."""
 
     def __init__(self, settings: AdminSettings) -> None:
-        self.history = EventHistory(settings.history_events, settings.history_seconds)
+        self.history = EventHistory(
+            settings.history_events, settings.history_seconds, settings.history_bytes
+        )
         self.rooms = RoomBoard(settings.rooms)
 
-    def routed(self, envelope: dict[str, Any], sinks: list[str]) -> None:
-        self.history.add(envelope, sinks)
+    def routed(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
+        self.history.add(envelope, body, sinks)
         self.rooms.update(envelope)
 
     def settled(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:

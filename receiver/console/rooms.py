@@ -7,6 +7,7 @@ Bounded: past ``max_rooms`` the room updated longest ago is forgotten.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,12 @@ class Room:
         return asdict(self)
 
 
+COUNTED_TYPES = frozenset(
+    ("SHOOT_SCRIPT_SWITCH", "RTMP_STREAM_STATE_CHANGE", "REPLY_COMMAND_FINISH", "JOB_STATE_CHANGED")
+)
+STREAM_STATES = frozenset(("CONNECTING", "CONNECTED", "DISCONNECTED", "RECONNECTING", "END"))
+
+
 def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
@@ -40,6 +47,9 @@ class RoomBoard:
     def __init__(self, max_rooms: int) -> None:
         self._max_rooms = max_rooms
         self._rooms: OrderedDict[str, Room] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rooms)
 
     def update(self, envelope: dict[str, Any]) -> None:
         """Fold one event into its room's picture."""
@@ -53,7 +63,9 @@ class RoomBoard:
             self._rooms.popitem(last=False)
         now = time.time()
         event_type = str(data.get("event_type", ""))
-        room.counts[event_type] = room.counts.get(event_type, 0) + 1
+        # Event types are the body's: count the known ones, any other as "other".
+        counted = event_type if event_type in COUNTED_TYPES else "other"
+        room.counts[counted] = room.counts.get(counted, 0) + 1
         room.last_event_at = now
         room.job_id = str(envelope.get("jobid") or room.job_id)
         job = data.get("job") or {}
@@ -65,6 +77,7 @@ class RoomBoard:
             message = {}
         if event_type == "RTMP_STREAM_STATE_CHANGE":
             state = _text(message.get("state"))
+            state = state if state in STREAM_STATES or state is None else "other"
             if state != room.stream_state:
                 room.stream_state, room.stream_state_since = state, now
         elif event_type == "SHOOT_SCRIPT_SWITCH":
@@ -77,9 +90,10 @@ class RoomBoard:
             room.job_state = _text(data.get("state")) or room.job_state
             room.room_name = str(data.get("room_name") or room.room_name)
 
-    def rooms(self) -> list[Room]:
-        """Every room, the most recent event first."""
-        return list(reversed(self._rooms.values()))
+    def rooms(self, limit: int | None = None) -> list[Room]:
+        """The rooms, the most recent event first (at most ``limit``)."""
+        newest = reversed(self._rooms.values())
+        return list(newest if limit is None else itertools.islice(newest, limit))
 
     def get(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)

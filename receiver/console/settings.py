@@ -34,6 +34,7 @@ class AdminSettings(Section):
     session_seconds: float = Field(8 * 3600, gt=0)
     history_events: int = Field(5000, ge=1, le=1_000_000)
     history_seconds: float = Field(3600, gt=0)
+    history_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     rooms: int = Field(5000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import hashlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from receiver.events import EventType
 from receiver.redaction import REDACTED, is_secret_name, redact_url
@@ -50,10 +51,23 @@ async def overview(service: ReceiverService) -> dict[str, Any]:
             for name, sink in service.sinks.items()
         },
         "dead_letters": await service.dead_letters.count(),
-        "rooms": len(console.rooms.rooms()) if console else 0,
+        "rooms": len(console.rooms) if console else 0,
         "history": len(console.history) if console else 0,
         "counters": _samples(service),
     }
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, the rest (a webhook's path may be its secret) cut."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return REDACTED
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{port}" if port else ""
+    rest = "/" + REDACTED if (parts.path not in ("", "/") or parts.query) else ""
+    return f"{parts.scheme}://{netloc}{rest}"
 
 
 def _redacted(value: Any, key: str = "") -> Any:
@@ -64,6 +78,8 @@ def _redacted(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         if key and is_secret_name(key) and value:
             return REDACTED
+        if key == "url" and "://" in value:  # sink and intake URLs: where, not how
+            return _origin(value)
         if "://" in value:
             return redact_url(value, every_value=True)
     return value
@@ -83,10 +99,11 @@ def _keys_file_age(path: Path | None) -> float | None:
         return None
 
 
-def configuration(service: ReceiverService) -> dict[str, Any]:
+def configuration(service: ReceiverService, operator: bool = True) -> dict[str, Any]:
     """The effective settings, secrets redacted, and what to register at MetaStudio: the
     callback URL, auth types, key fingerprints, the signing rules callbacks matched so far and
-    the age of the key file."""
+    the age of the key file. Key fingerprints are an operator's only (they would let a
+    viewer test guesses of a weak key offline)."""
     settings = service.settings
     dumped = settings.model_dump(mode="json")
     auth = settings.auth
@@ -100,7 +117,7 @@ def configuration(service: ReceiverService) -> dict[str, Any]:
         "register": {
             "live_event_type_callback_url": redact_url(settings.server.callback_url, True),
             "auth_types": [str(t) for t in auth.type],
-            "key_hints": [key_hint(k) for k in service.keys.keys],
+            "key_hints": [key_hint(k) for k in service.keys.keys] if operator else [],
             "event_types": [str(t) for t in EventType],
         },
         "settings": _redacted(dumped),

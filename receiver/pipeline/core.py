@@ -232,6 +232,7 @@ class Pipeline:
             status == "mismatch" and enrichment.on_mismatch == "dead_letter"
         )
         if refused and targets:
+            self._routed(event, targets)
             now = time.time()
             for name in targets:
                 await self.dead_letter(
@@ -255,12 +256,17 @@ class Pipeline:
         await self.dead_letter(event, UNROUTED, failure, stage)
         self._finish(event)
 
-    def _dispatch(self, event: InFlight, targets: Sequence[str]) -> None:
-        if self._observer is not None:
+    def _routed(self, event: InFlight, targets: Sequence[str]) -> None:
+        """Tell the observer (once per event) where the event goes."""
+        if self._observer is not None and not event.observed:
+            event.observed = True
             try:
-                self._observer.routed(event.envelope, list(targets))
+                self._observer.routed(event.envelope, event.body, list(targets))
             except Exception:  # the console must not stop a delivery
                 log.exception("observer failed", extra={"event_id": event.record.event_id})
+
+    def _dispatch(self, event: InFlight, targets: Sequence[str]) -> None:
+        self._routed(event, targets)
         if not targets:
             log.debug("no route", extra={"event_id": event.record.event_id})
             self._finish(event)

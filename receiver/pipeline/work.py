@@ -33,8 +33,9 @@ class Observer(Protocol):
     """Told what happens to each event (the console's history and rooms); never raises
     into the pipeline: the pipeline logs and drops an observer's error."""
 
-    def routed(self, envelope: dict[str, Any], sinks: list[str]) -> None:
-        """The event was routed to ``sinks`` (none: no route matched)."""
+    def routed(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
+        """The event (``body`` is its JSON encoding) was routed to ``sinks`` (none: no route
+        matched, or enrichment refused it and it went to the dead letters)."""
 
     def settled(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:
         """One attempt at ``sink``: ``delivered``, ``retrying`` or ``dead_lettered``."""
@@ -49,6 +50,7 @@ class InFlight:
     envelope: dict[str, Any]
     body: bytes  # the envelope's JSON encoding
     pending: int = 0  # sinks still to confirm, dead-letter or give it up
+    observed: bool = False  # the observer was told where it was routed
     abandoned: bool = False  # its partition moved on: settled by a drop, not an ack
 
 

@@ -133,7 +133,7 @@ async def test_dead_letters_list_detail_replay_preview_and_purge(console: Consol
 
 
 async def test_configuration_is_redacted_and_says_what_to_register(console: Console) -> None:
-    config = (await console.http.get("/api/config", headers=console.as_role(VIEWER))).json()
+    config = (await console.http.get("/api/config", headers=console.as_role(OPERATOR))).json()
     register = config["register"]
     assert register["live_event_type_callback_url"] == URL
     assert register["auth_types"] == ["MSS_A", "MSS_A_HEAD"]

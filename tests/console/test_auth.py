@@ -117,9 +117,15 @@ async def test_open_mode_answers_loopback_names_only_and_needs_its_csrf(
 
 
 def test_host_names() -> None:
-    from receiver.console.auth import host_name
+    from receiver.console.auth import is_loopback_host
 
-    assert host_name("127.0.0.1:9180") == "127.0.0.1"
-    assert host_name("[::1]:9180") == "[::1]" and host_name("[::1]") == "[::1]"
-    assert host_name("LOCALHOST") == "localhost"
-    assert host_name("localhost.attacker.example:80") == "localhost.attacker.example"
+    for host in ("127.0.0.1:9180", "127.0.0.2:80", "[::1]:9180", "[::1]", "LOCALHOST", "localhost"):
+        assert is_loopback_host(host), host
+    for host in (
+        "localhost.attacker.example:80",
+        "[::1]evil.com",
+        "evil.com",
+        "",
+        "localhost:80:80",
+    ):
+        assert not is_loopback_host(host), host
