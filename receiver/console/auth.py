@@ -12,7 +12,6 @@ page elsewhere cannot drive the console through DNS rebinding.
 from __future__ import annotations
 
 import http.cookies
-import ipaddress
 import re
 import secrets
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 
 from receiver.console.sessions import COOKIE, Sessions
+from receiver.console.settings import is_loopback
 from receiver.console.tokens import Role, Tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,13 +35,7 @@ def is_loopback_host(host: str) -> bool:
     match = _HOST.match(host.strip().lower())
     if match is None:
         return False
-    name = match.group("v6") or match.group("name")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(match.group("v6") or match.group("name"))
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
