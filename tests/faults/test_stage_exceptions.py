@@ -58,7 +58,7 @@ def inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
         monkeypatch.setattr(Router, "sinks_for", sinks_for)
     elif stage == "enrichment":
-        monkeypatch.setattr(receiver.service, "build_enricher", lambda *_: RaisingEnricher())
+        monkeypatch.setattr(receiver.service, "build_enricher", lambda *_, **__: RaisingEnricher())
     else:
         publish = JsonlSink.publish_batch
 
