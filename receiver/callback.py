@@ -180,11 +180,11 @@ class CallbackHandler:
 
         def stored(outcome: bool | BaseException) -> None:
             if isinstance(outcome, bool):
+                respond(_accepted(event, outcome))  # the answer first, then the bookkeeping
                 if not outcome:
                     self._metrics.duplicate_callbacks.labels(verdict.auth_type).inc()
                 elif self._record is not None:  # the one place a genuine callback is accepted
                     self._record(callback.job_id, callback.event_type, callback.state, now)
-                respond(_accepted(event, outcome))
             elif isinstance(outcome, IntakeFull):
                 respond(refusal(503, "intake_full", str(outcome)))
             else:
