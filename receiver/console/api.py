@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -60,12 +59,20 @@ def _number(request: Request, name: str, default: float | None = None) -> float 
     return value
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
+async def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (the rest is not read)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+            return None
+    return body
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    body = await read_bounded(request, limit)
+    if body is None:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes")
     return body
 
 
@@ -264,5 +271,3 @@ class ConsoleApi:
     async def close(self) -> None:
         """End every live tail."""
         self.stopping.set()
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from receiver.console.api import read_bounded
 from receiver.console.history import EventFilter
 from receiver.console.sessions import COOKIE, Sessions
 from receiver.console.tokens import Role, Tokens
@@ -84,13 +85,11 @@ class ConsolePages:
             return RedirectResponse("/", status_code=303)
         if request.method == "GET":
             return self._page(request, "login", failed=False)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return JSONResponse(
-                    {"error": "too_large", "detail": "the login form is too large"}, 413
-                )
+        body = await read_bounded(request, MAX_FORM_BYTES)
+        if body is None:
+            return JSONResponse(
+                {"error": "too_large", "detail": "the login form is too large"}, 413
+            )
         # A urlencoded form of one field: parsed here, no multipart library needed.
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0][:MAX_TOKEN_CHARS]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -111,4 +110,3 @@ async def test_bad_numbers_head_and_csrf_bytes_are_clear_refusals(console: Conso
     assert odd.status_code == 403
     config = (await console.http.get("/api/config", headers=viewer)).json()
     assert config["register"]["key_hints"] == []  # fingerprints are the operator's
-    await asyncio.sleep(0)
