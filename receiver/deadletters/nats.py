@@ -184,6 +184,11 @@ class NatsDeadLetterStore(BaseDeadLetterStore):
             if error.err_code == _WRONG_LAST_SEQUENCE:  # another claimer won
                 return False
             raise
+        # A replayer that removed the letter dropped its claim after the delete: a claim
+        # won after that release finds the letter gone here, never publishes it again.
+        if await self.get(letter_id) is None:
+            await self.release(letter_id)
+            return False
         return True
 
     async def release(self, letter_id: int) -> None:

@@ -106,6 +106,31 @@ async def test_concurrent_claims_and_removes_each_win_once(backend: Backend) -> 
             await store.close()
 
 
+async def test_a_claim_racing_the_removal_of_its_letter_loses(backend: Backend) -> None:
+    replay, late = backend.open(), backend.open()
+    try:
+        letter_id = await add(replay, "r1")
+        assert await replay.claim(letter_id)
+        looked_up = late.get
+
+        async def found_then_removed(wanted: int) -> DeadLetter | None:
+            found = await looked_up(wanted)
+            if found is not None:  # the first replay delivers and removes it meanwhile
+                assert await replay.remove(wanted)
+            return found
+
+        late.get = found_then_removed  # type: ignore[method-assign]
+        assert not await late.claim(letter_id)
+        late.get = looked_up  # type: ignore[method-assign]
+        if await replay.get(letter_id) is not None:  # a store whose claim never looks
+            assert await replay.remove(letter_id)
+        assert not await late.claim(letter_id)
+        assert await replay.count() == 0
+    finally:
+        for store in (replay, late):
+            await store.close()
+
+
 async def test_concurrent_adds_get_distinct_ids(store: BaseDeadLetterStore) -> None:
     ids = await asyncio.gather(*(add(store, f"e{index}") for index in range(30)))
     assert len(set(ids)) == 30
