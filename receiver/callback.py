@@ -52,8 +52,6 @@ class Answer:
 
 
 Respond = Callable[[Answer], None]
-# Told of each callback stored (not a duplicate): (job id, event type, stream state, time).
-Recorder = Callable[[str, str, str | None, float], None]
 
 
 def refusal(status: int, code: str, detail: str) -> Answer:
@@ -109,10 +107,8 @@ class CallbackHandler:
         replay_seconds: float,
         access_log: AccessLog | None = None,
         tracing: Tracing | None = None,
-        record: Recorder | None = None,
     ) -> None:
         self.authenticator = authenticator
-        self._record = record
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.body_timeout_seconds = body_timeout_seconds
@@ -183,8 +179,6 @@ class CallbackHandler:
                 respond(_accepted(event, outcome))  # the answer first, then the bookkeeping
                 if not outcome:
                     self._metrics.duplicate_callbacks.labels(verdict.auth_type).inc()
-                elif self._record is not None:  # the one place a genuine callback is accepted
-                    self._record(callback.job_id, callback.event_type, callback.state, now)
             elif isinstance(outcome, IntakeFull):
                 respond(refusal(503, "intake_full", str(outcome)))
             else:

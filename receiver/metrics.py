@@ -60,6 +60,12 @@ class Metrics:
             "Access-log lines dropped because standard error did not keep up",
             registry=r,
         )
+        self.journal_dropped = LoopCounter(
+            "receiver_journal_dropped_entries",
+            "Journal entries (console history, rooms, callback memory) dropped: buffer full "
+            "or entry too large",
+            registry=r,
+        )
         self.events_delivered = LoopCounter(
             "receiver_events_delivered",
             "Events removed from the intake after delivery",

@@ -21,6 +21,7 @@ from receiver.deadletters.migrate import move_local_letters
 from receiver.endpoint import CallbackEndpoint
 from receiver.enrichment import build_enricher, shared_client
 from receiver.intake import Intake, build_intake
+from receiver.journal import JournalFold, JournalWriter, build_journal
 from receiver.keyring import KeyRing
 from receiver.metrics import Metrics
 from receiver.pipeline import Pipeline
@@ -66,6 +67,11 @@ class ReceiverService:
             settings, self.intake, self.metastudio, self.metrics, self.callback_log
         )
         self.console = ConsoleRecorder(settings.admin) if settings.admin.enabled else None
+        self.journal = (
+            build_journal(settings, self.metrics.journal_dropped.inc)
+            if self.console is not None or self.callback_log is not None
+            else None
+        )
         self.pipeline = Pipeline(
             self.intake,
             self.sinks,
@@ -77,7 +83,7 @@ class ReceiverService:
             enrichment=settings.enrichment,
             sink_settings=settings.sinks,
             tracing=self.tracing,
-            observer=self.console,
+            observer=JournalWriter(self.journal) if self.journal is not None else None,
         )
         self.callbacks = CallbackHandler(
             self._authenticator(),
@@ -90,7 +96,6 @@ class ReceiverService:
             replay_seconds=settings.auth.tolerance_seconds + 1,
             access_log=self.access_log,
             tracing=self.tracing,
-            record=self.callback_log.record if self.callback_log is not None else None,
         )
         self.endpoint = CallbackEndpoint(self.callbacks)
         self._maintenance: asyncio.Task[None] | None = None
@@ -112,6 +117,8 @@ class ReceiverService:
             await sink.start()
         if self.enricher is not None:
             await self.enricher.start()
+        if self.journal is not None:
+            self.journal.start(JournalFold(self.console, self.callback_log))
         self.pipeline.start()
         if self.reconciler is not None:
             self.reconciler.start()
@@ -135,6 +142,9 @@ class ReceiverService:
         if self.reconciler is not None:
             await self.reconciler.stop()
         await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)
+        if self.journal is not None:
+            with contextlib.suppress(Exception):  # a broker gone: the history goes with it
+                await asyncio.wait_for(self.journal.close(), 10.0)
         if self.enricher is not None:
             await self.enricher.close()
         elif self.metastudio is not None:

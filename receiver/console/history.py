@@ -1,6 +1,7 @@
 """A bounded record of recent events and of each sink's delivery outcome, for the console.
 
-Kept in this process's memory: the newest ``history_events`` within ``history_seconds``
+Kept in this process's memory, folded from the journal (so every replica holds every
+replica's events): the newest ``history_events`` within ``history_seconds``
 and ``history_bytes``; the envelopes in it are those the sinks got (secrets already
 removed), kept as their JSON bytes. At most ``MAX_SUBSCRIBERS`` live tails get each new or
 changed record; one that falls behind loses records, never slows the pipeline.
@@ -53,8 +54,10 @@ class EventRecord:
     sinks: dict[str, SinkOutcome] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, seq: int, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> EventRecord:
-        """The record of a routed envelope (``body`` is its JSON encoding)."""
+    def of(
+        cls, seq: int, envelope: dict[str, Any], body: bytes, sinks: list[str], at: float
+    ) -> EventRecord:
+        """The record of an envelope routed at ``at`` (``body`` is its JSON encoding)."""
         data = envelope.get("data") or {}
         message = data.get("message") if isinstance(data, dict) else None
         state = message.get("state") if isinstance(message, dict) else None
@@ -62,7 +65,7 @@ class EventRecord:
         return cls(
             seq,
             _text(envelope.get("id")),
-            time.time(),
+            at,
             body,
             _text(envelope.get("type"), 256),
             _text(data.get("event_type")) if isinstance(data, dict) else "",
@@ -153,19 +156,19 @@ class EventHistory:
     def __len__(self) -> int:
         return len(self._records)
 
-    def add(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
-        """Record a routed event (a repeat of a known id replaces it)."""
+    def add(self, envelope: dict[str, Any], body: bytes, sinks: list[str], at: float) -> None:
+        """Record an event routed at ``at`` (a repeat of a known id replaces it)."""
         self._seq += 1
-        record = EventRecord.of(self._seq, envelope, body, sinks)
+        record = EventRecord.of(self._seq, envelope, body, sinks, at)
         old = self._records.pop(record.id, None)
         if old is not None:
             self._bytes -= old.size
         self._records[record.id] = record
         self._bytes += record.size
-        self._prune(record.seen_at)
+        self._prune(time.time())
         self._publish(record)
 
-    def settle(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:
+    def settle(self, event_id: str, sink: str, outcome: str, error: str, at: float) -> None:
         """A sink delivered, failed to deliver (``retrying``) or dead-lettered an event."""
         record = self._records.get(event_id)
         if record is None:
@@ -174,7 +177,7 @@ class EventHistory:
         state.outcome = outcome
         state.attempts += 1
         state.error = error
-        state.at = time.time()
+        state.at = at
         self._publish(record)
 
     def get(self, event_id: str) -> EventRecord | None:

@@ -1,4 +1,4 @@
-"""The pipeline observer that feeds the console's event history and live rooms."""
+"""The console's event history and live rooms, fed by the journal (every replica's events)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from receiver.console.settings import AdminSettings
 
 
 class ConsoleRecorder:
-    """Records every routed event and each sink's outcome (see :class:`Observer`)."""
+    """Records every routed event and each sink's outcome, as the journal tells them."""
 
     def __init__(self, settings: AdminSettings) -> None:
         self.history = EventHistory(
@@ -18,9 +18,13 @@ class ConsoleRecorder:
         )
         self.rooms = RoomBoard(settings.rooms)
 
-    def routed(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
-        self.history.add(envelope, body, sinks)
-        self.rooms.update(envelope)
+    def routed(
+        self, envelope: dict[str, Any], body: bytes, sinks: list[str], at: float, repeat: bool
+    ) -> None:
+        """An event routed (``repeat``: again, by a partition's new owner: not counted twice)."""
+        self.history.add(envelope, body, sinks, at)
+        if not repeat:
+            self.rooms.update(envelope, at)
 
-    def settled(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:
-        self.history.settle(event_id, sink, outcome, error)
+    def settled(self, event_id: str, sink: str, outcome: str, error: str, at: float) -> None:
+        self.history.settle(event_id, sink, outcome, error, at)

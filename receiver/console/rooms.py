@@ -8,7 +8,6 @@ Bounded: past ``max_rooms`` the room updated longest ago is forgotten.
 from __future__ import annotations
 
 import itertools
-import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -51,8 +50,8 @@ class RoomBoard:
     def __len__(self) -> int:
         return len(self._rooms)
 
-    def update(self, envelope: dict[str, Any]) -> None:
-        """Fold one event into its room's picture."""
+    def update(self, envelope: dict[str, Any], now: float) -> None:
+        """Fold one event, routed at ``now``, into its room's picture."""
         room_id = str(envelope.get("roomid") or "")
         if not room_id:
             return
@@ -61,7 +60,6 @@ class RoomBoard:
         self._rooms[room_id] = room
         while len(self._rooms) > self._max_rooms:
             self._rooms.popitem(last=False)
-        now = time.time()
         event_type = str(data.get("event_type", ""))
         # Event types are the body's: count the known ones, any other as "other".
         counted = event_type if event_type in COUNTED_TYPES else "other"

@@ -1,8 +1,9 @@
 """Which callbacks the receiver accepted, per job: counts per type and the last stream state.
 
-Updated in memory on the callback path (one dict update per accepted callback), saved by
-the watcher at sweep time. Job ids in a callback body are hostile: an id longer than
-:data:`MAX_JOB_ID_CHARS` is not remembered, and jobs the watcher has not (yet) seen in the
+Updated in memory from the journal (every replica's routed callbacks, so the watching
+replica knows the callbacks any replica took), saved by the watcher at sweep time. Job ids
+in a callback body are hostile: an id longer than :data:`MAX_JOB_ID_CHARS` is not
+remembered, and jobs the watcher has not (yet) seen in the
 job list are capped at ``max_jobs``, the least recently updated forgotten first. Jobs the
 watcher listed are capped at ``max_jobs`` too, and forgotten ``forget_after`` seconds after
 they ended or after their last news.
@@ -40,9 +41,13 @@ class JobCallbacks:
     silent_reported: bool = False
 
     def merge(self, other: JobCallbacks) -> None:
-        """Add ``other`` (saved before a restart) to this record (kept since)."""
+        """Merge ``other`` (saved before a restart) into this record (kept since).
+
+        The journal a restarted replica follows again holds some of the callbacks the saved
+        record counted: per type the larger count is kept, never the sum.
+        """
         for kind, count in other.counts.items():
-            self.counts[kind] = self.counts.get(kind, 0) + count
+            self.counts[kind] = max(self.counts.get(kind, 0), count)
         if other.last_stream_state_at is not None and (
             self.last_stream_state_at is None
             or other.last_stream_state_at > self.last_stream_state_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def test_history_is_bounded_by_bytes_and_keeps_bodies_not_objects() -> None:
     history = EventHistory(max_events=10_000, max_age_seconds=3600, max_bytes=1024 * 1024)
     for index in range(200):
         item = envelope(index, 30_000)
-        history.add(item, orjson.dumps(item), ["out"])
+        history.add(item, orjson.dumps(item), ["out"], time.time())
     assert len(history) < 40  # about 1 MiB of 30 kB bodies
     newest = history.get("e199")
     assert newest is not None and newest.detail()["envelope"]["id"] == "e199"
@@ -47,10 +48,10 @@ def test_room_counts_and_states_do_not_grow_with_hostile_values() -> None:
     for index in range(1000):
         item = envelope(index)
         item["data"]["event_type"] = f"NEW_TYPE_{index}"
-        board.update(item)
+        board.update(item, time.time())
     rtmp = envelope(0)
     rtmp["data"] = {"event_type": "RTMP_STREAM_STATE_CHANGE", "message": {"state": "x y"}}
-    board.update(rtmp)
+    board.update(rtmp, time.time())
     (room,) = board.rooms()
     assert room.counts == {"other": 1000, "RTMP_STREAM_STATE_CHANGE": 1}
     assert room.stream_state == "other"

@@ -57,11 +57,13 @@ async def test_records_survive_a_restart_in_both_stores(tmp_path: Path) -> None:
         log.record("j2", "SHOOT_SCRIPT_SWITCH", None, 12.0)
         await store.save_callbacks(log.snapshot())
         restarted = CallbackLog()
-        restarted.record("j1", RTMP, "END", 20.0)  # arrived before the first sweep
+        # Before the first sweep: the journal again (the CONNECTED counted before), then END.
+        restarted.record("j1", RTMP, "CONNECTED", 10.0)
+        restarted.record("j1", RTMP, "END", 20.0)
         restarted.restore(await store.load_callbacks())
         j1, j2 = restarted.get("j1"), restarted.get("j2")
         assert j1 is not None and j2 is not None
         assert "j1" in restarted.listed and "j2" in restarted.unlisted
-        assert j1.counts == {RTMP: 2} and j1.last_stream_state == "END"
+        assert j1.counts == {RTMP: 2} and j1.last_stream_state == "END"  # not 3
         assert (j1.room_id, j1.processing_since) == ("room-1", 5.0)
         assert j2.counts == {"SHOOT_SCRIPT_SWITCH": 1}

@@ -5,8 +5,6 @@ each letter once."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import shutil
 import subprocess
@@ -19,37 +17,18 @@ import httpx
 import orjson
 import pytest
 
-from tests.brokers import NATS, NATS_URL, REDIS, REDIS_URL, require_service, unique
 from tests.console.test_browser import Hook
-from tests.helpers import KEY, ReceiverProcess, callback_body, free_port, signed_headers
-from tests.replicas.test_reconcile_replicas import drop
+from tests.helpers import ReceiverProcess, callback_body, free_port, signed_headers
+from tests.replicas.common import broker_stream, replica_head
 
 LETTERS = 12
 
 
 def config(directory: Path, index: int, port: int, backend: str, stream: str, hook: int) -> Path:
-    url = NATS_URL if backend == "nats" else REDIS_URL
     data = directory / f"data-{index}"
     data.mkdir(exist_ok=True)
-    text = f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-public_url = "http://127.0.0.1:{port}/callbacks/metastudio"
-graceful_shutdown_seconds = 2
-
-[auth]
-type = ["MSS_A_HEAD"]
-keys = ["{KEY}"]
-
-[intake]
-backend = "{backend}"
-url = "{url}"
-stream = "{stream}"
-partitions = 6
-replica_id = "replica-{index}"
-lease_ttl_seconds = 1.5
-
+    head = replica_head(index, port, backend, stream, "partitions = 6")
+    text = f"""{head}
 [dead_letters]
 path = "{data / "dead.db"}"
 
@@ -76,21 +55,7 @@ def dlq(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(params=["redis", "nats"])
 def backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    require_service(request.param, NATS if request.param == "nats" else REDIS)
-    stream = unique("TEST_DLQ_" if request.param == "nats" else "test-dlq-")
-    yield request.param, stream
-    asyncio.run(drop(request.param, stream))
-    if request.param == "nats":
-        asyncio.run(_drop_dlq(stream))
-
-
-async def _drop_dlq(stream: str) -> None:
-    import nats
-
-    connection = await nats.connect(NATS_URL)
-    with contextlib.suppress(Exception):
-        await connection.jetstream().delete_stream(f"{stream}_DLQ")
-    await connection.close()
+    yield from broker_stream(request.param, "test-dlq-")
 
 
 def test_letters_outlive_their_writers_and_replay_once(
