@@ -4,8 +4,8 @@ Each replica writes an entry when it routes an event and when a sink settles it;
 replica follows the journal and folds every entry, its own and the others', into the
 console's event history and live rooms and into the reconciler's callback memory. So every
 replica answers for all rooms and events, and the watcher sees callbacks whichever
-replica took them. Kept in the intake's backend: this process's memory (sqlite), a Redis
-stream trimmed to ``MAXLEN``, a JetStream stream with limits.
+replica took them. Kept in the intake's backend: a sqlite file next to the sqlite intake
+(one process), a Redis stream trimmed to ``MAXLEN``, a JetStream stream with limits.
 """
 
 from receiver.journal.base import Journal, JournalLimits

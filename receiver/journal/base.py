@@ -47,7 +47,9 @@ class Journal(ABC):
         self._on_drop = on_drop
         self._buffer: deque[bytes] = deque()
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     def write(self, entry: bytes) -> None:
         """Queue ``entry`` for the backend (dropped and counted when it cannot be kept)."""
@@ -60,29 +62,29 @@ class Journal(ABC):
     def start(self, fold: Callable[[bytes], None]) -> None:
         """Start flushing and following; ``fold`` gets every entry of every replica."""
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flushing()), loop.create_task(self._following(fold))]
+        self._flusher = loop.create_task(self._flushing())
+        self._follower = loop.create_task(self._following(fold))
 
     async def close(self) -> None:
         """Flush what is buffered (briefly), stop following and release the backend."""
-        if self._tasks:
-            flusher, follower = self._tasks
-            await stop_task(follower)
-            if self._buffer:
-                try:
-                    async with asyncio.timeout(2.0):
-                        await self._flush_all()
-                except Exception as error:  # the backend is gone: the entries are lost
-                    log.debug("journal flush at close failed", extra={"error": repr(error)})
-            await stop_task(flusher)
-            self._tasks = []
+        await stop_task(self._follower)
+        if self._flusher is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await self._flush_all()  # after the flusher's own batch, never beside it
+            except Exception as error:  # the backend is gone: the entries are lost
+                log.debug("journal flush at close failed", extra={"error": repr(error)})
+        await stop_task(self._flusher)
+        self._flusher = self._follower = None
         await self._release()
 
     async def _flush_all(self) -> None:
-        while self._buffer:
-            batch = [self._buffer[i] for i in range(min(FLUSH_BATCH, len(self._buffer)))]
-            await self._flush(batch)
-            for _ in batch:
-                self._buffer.popleft()
+        async with self._flush_lock:
+            while self._buffer:
+                batch = [self._buffer[i] for i in range(min(FLUSH_BATCH, len(self._buffer)))]
+                await self._flush(batch)
+                for _ in batch:
+                    self._buffer.popleft()
 
     async def _flushing(self) -> None:
         retry = 0

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from receiver.config import Settings
 from receiver.journal.base import Journal, JournalLimits
-from receiver.journal.local import LocalJournal
 from receiver.journal.nats import NatsJournal
 from receiver.journal.redis import RedisJournal
+from receiver.journal.sqlite import SqliteJournal, journal_path
 
 
 def build_journal(settings: Settings, on_drop: Callable[[], None] = lambda: None) -> Journal:
@@ -19,4 +19,4 @@ def build_journal(settings: Settings, on_drop: Callable[[], None] = lambda: None
         return RedisJournal(intake.url, intake.stream, limits, on_drop)
     if intake.backend == "nats":
         return NatsJournal(intake.url, intake.stream, limits, intake.replicas, on_drop)
-    return LocalJournal(limits, on_drop)
+    return SqliteJournal(journal_path(intake.path), limits, on_drop)

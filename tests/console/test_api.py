@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tests.console.conftest import OPERATOR, VIEWER, Console
+from tests.console.conftest import OPERATOR, VIEWER, Console, start_console
 from tests.helpers import callback_body, read_jsonl, signed_headers
 
 URL = "http://127.0.0.1:8999/callbacks/metastudio"
@@ -161,3 +162,14 @@ async def test_routes_test_says_where_an_event_would_go(console: Console) -> Non
         "/api/routes/test", content=b"{}", headers=console.as_role(VIEWER)
     )
     assert bad.status_code == 400 and bad.json()["error"] == "bad_event"
+
+
+async def test_history_and_rooms_survive_a_restart(tmp_path: Path) -> None:
+    async for console in start_console(tmp_path, ""):
+        first = await send(console, "RTMP_STREAM_STATE_CHANGE", "room-r", state="CONNECTED")
+        await settled(console, 1)
+    async for console in start_console(tmp_path, ""):  # the same data directory
+        events = (await console.http.get("/api/events")).json()["events"]
+        assert [(e["id"], e["outcome"]) for e in events] == [(first, "delivered")]
+        rooms = (await console.http.get("/api/rooms")).json()["rooms"]
+        assert [(r["room_id"], r["stream_state"]) for r in rooms] == [("room-r", "CONNECTED")]
