@@ -55,7 +55,9 @@ class RoomBoard:
         room_id = str(envelope.get("roomid") or "")
         if not room_id:
             return
-        data = envelope.get("data") or {}
+        data = envelope.get("data")
+        if not isinstance(data, dict):
+            data = {}
         room = self._rooms.pop(room_id, None) or Room(room_id)
         self._rooms[room_id] = room
         while len(self._rooms) > self._max_rooms:

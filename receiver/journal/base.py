@@ -1,11 +1,11 @@
 """A journal backend: writes buffered and flushed in batches, a follower that never stops.
 
 Writing never waits and never raises into the pipeline: :meth:`Journal.write` puts the
-entry in a bounded buffer, a background task flushes it in batches (retried with the one
-backoff while the backend is down); an entry that does not fit, or is too large, is
-dropped and counted. Following starts ``max_age`` seconds back (what a restarted replica
-catches up on), resumes where it was after a backend failure, and hands each entry to the
-fold, whose errors are logged and skipped.
+entry in a buffer bounded in entries and bytes, a background task flushes it in batches
+(retried with the one backoff while the backend is down); an entry that does not fit, or
+is too large, is dropped and counted. Following starts ``max_seconds`` back (what a
+restarted replica catches up on), resumes where it was after a backend failure, and hands
+each entry to the fold, whose errors are logged and skipped.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from receiver.journal.entries import MAX_BLOB as MAX_ENTRY_BYTES
 from receiver.retry import Backoff
 from receiver.tasks import stop_task
 
 log = logging.getLogger("receiver.journal")
 
 BUFFER_ENTRIES = 20_000
-MAX_ENTRY_BYTES = 512 * 1024
+BUFFER_BYTES = 32 * 1024 * 1024
 FLUSH_BATCH = 500
 FLUSH_PAUSE_SECONDS = 0.05
 BACKOFF = Backoff(0.2, 5.0)
@@ -46,6 +47,7 @@ class Journal(ABC):
         self.limits = limits
         self._on_drop = on_drop
         self._buffer: deque[bytes] = deque()
+        self._buffered = 0  # bytes in the buffer
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
@@ -53,10 +55,15 @@ class Journal(ABC):
 
     def write(self, entry: bytes) -> None:
         """Queue ``entry`` for the backend (dropped and counted when it cannot be kept)."""
-        if len(self._buffer) >= BUFFER_ENTRIES or len(entry) > MAX_ENTRY_BYTES:
+        if (
+            len(self._buffer) >= BUFFER_ENTRIES
+            or len(entry) > MAX_ENTRY_BYTES
+            or self._buffered + len(entry) > BUFFER_BYTES
+        ):
             self._on_drop()
             return
         self._buffer.append(entry)
+        self._buffered += len(entry)
         self._wake.set()
 
     def start(self, fold: Callable[[bytes], None]) -> None:
@@ -84,7 +91,7 @@ class Journal(ABC):
                 batch = [self._buffer[i] for i in range(min(FLUSH_BATCH, len(self._buffer)))]
                 await self._flush(batch)
                 for _ in batch:
-                    self._buffer.popleft()
+                    self._buffered -= len(self._buffer.popleft())
 
     async def _flushing(self) -> None:
         retry = 0

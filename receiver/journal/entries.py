@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 MAX_TEXT = 512
+MAX_BLOB = 512 * 1024  # what a writer may write (``receiver.journal.base.MAX_ENTRY_BYTES``)
 OUTCOMES = frozenset(("delivered", "retrying", "dead_lettered"))
 
 
@@ -56,6 +57,8 @@ def _text(value: Any) -> str | None:
 
 def decode(blob: bytes) -> Routed | Settled | None:
     """The entry in ``blob``, or None when it is not a well-formed entry."""
+    if len(blob) > MAX_BLOB:
+        return None
     try:
         document = orjson.loads(blob)
     except orjson.JSONDecodeError:

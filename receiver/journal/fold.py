@@ -15,6 +15,7 @@ log = logging.getLogger("receiver.journal")
 
 _CALLBACK_TYPES = frozenset(EventType)
 RECENT_IDS = 100_000
+MAX_ID_CHARS = 128  # our ids are 32 hex digits
 
 
 class JournalFold:
@@ -46,7 +47,7 @@ class JournalFold:
             self.console.settled(entry.event_id, entry.sink, entry.outcome, entry.error, entry.at)
 
     def _seen(self, event_id: Any) -> bool:
-        if not isinstance(event_id, str):
+        if not isinstance(event_id, str) or len(event_id) > MAX_ID_CHARS:
             return False
         if event_id in self._recent:
             return True
@@ -62,7 +63,7 @@ class JournalFold:
         if not isinstance(data, dict) or not isinstance(job_id, str) or not job_id:
             return
         event_type = data.get("event_type")
-        if event_type not in _CALLBACK_TYPES:  # our own events are not callbacks
+        if not isinstance(event_type, str) or event_type not in _CALLBACK_TYPES:
             return
         message = data.get("message")
         state = message.get("state") if isinstance(message, dict) else None

@@ -8,11 +8,14 @@ the last entry id it yielded. ``max_bytes`` is not enforced by Redis: entries ar
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from receiver.journal.base import Journal, JournalLimits
+
+log = logging.getLogger("receiver.journal")
 
 READ_COUNT = 500
 BLOCK_MS = 1000
@@ -46,9 +49,12 @@ class RedisJournal(Journal):
         pipe = self._writer.pipeline(transaction=False)
         for entry in batch:
             pipe.xadd(self.key, {"e": entry}, maxlen=self.limits.max_entries, approximate=False)
-        oldest_ms = int((time.time() - self.limits.max_seconds) * 1000)
-        pipe.xtrim(self.key, minid=f"{oldest_ms}-0", approximate=True)
         await pipe.execute()
+        oldest_ms = int((time.time() - self.limits.max_seconds) * 1000)
+        try:  # apart from the adds: a failed trim must not make the batch be added again
+            await self._writer.xtrim(self.key, minid=f"{oldest_ms}-0", approximate=True)
+        except Exception as error:
+            log.debug("journal trim by age failed", extra={"error": repr(error)})
 
     async def _follow(self, since: float) -> AsyncIterator[list[bytes]]:
         if self._reader is None:

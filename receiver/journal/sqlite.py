@@ -112,6 +112,10 @@ class SqliteJournal(Journal):
 
     async def _release(self) -> None:
         self._fold = None
+        # Off the loop: a flush stuck on the disk holds the lock.
+        await asyncio.to_thread(self._close_file)
+
+    def _close_file(self) -> None:
         with self._lock:
             self._closed = True
             db, self._db = self._db, None

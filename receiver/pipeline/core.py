@@ -253,6 +253,7 @@ class Pipeline:
             exc_info=error,
         )
         failure = Attempts(1, time.time(), f"{stage}: {describe(error)}")
+        self._routed(event, [])  # the console and the callback record still see it
         await self.dead_letter(event, UNROUTED, failure, stage)
         self._finish(event)
 

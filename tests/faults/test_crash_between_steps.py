@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from receiver.intake.nats import NatsIntake
 from receiver.intake.redis import RedisIntake
 from tests.brokers import REDIS_URL, redis_prefix
-from tests.intake.nats_server import OwnNatsServer
+from tests.intake.nats_server import OwnNatsServer, running_nats_server
 from tests.replicas import intake_cases as cases
 
 
@@ -35,12 +35,7 @@ async def prefix() -> AsyncIterator[str]:
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[OwnNatsServer]:
-    own = OwnNatsServer(tmp_path / "jetstream")
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
+    yield from running_nats_server(tmp_path / "jetstream")
 
 
 def kill_after(target: Any, attribute: str, steps: int) -> None:

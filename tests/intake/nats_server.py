@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,13 @@ class OwnNatsServer:
         """Stop and start again on the same port and storage directory."""
         self.stop()
         self.start()
+
+
+def running_nats_server(store: Path) -> Iterator[OwnNatsServer]:
+    """A fixture's body: a started server of our own, stopped after."""
+    own = OwnNatsServer(store)
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()

@@ -10,18 +10,13 @@ import pytest
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
 from receiver.intake.nats import NatsIntake
-from tests.intake.nats_server import OwnNatsServer
+from tests.intake.nats_server import OwnNatsServer, running_nats_server
 from tests.replicas import intake_cases as cases
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[OwnNatsServer]:
-    own = OwnNatsServer(tmp_path / "jetstream")
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
+    yield from running_nats_server(tmp_path / "jetstream")
 
 
 async def test_work_queue_forgets_acked_msg_ids_across_a_restart(server: OwnNatsServer) -> None:

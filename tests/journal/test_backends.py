@@ -168,3 +168,16 @@ async def test_writing_to_a_broker_that_is_down_buffers_then_drops_and_counts() 
         journal.write(b"{}")
     assert len(dropped) == 2  # the large one, and the one past the buffer
     await asyncio.wait_for(journal.close(), 10.0)
+
+
+async def test_the_buffer_is_bounded_in_bytes_too() -> None:
+    dropped: list[int] = []
+    journal = RedisJournal(
+        "redis://127.0.0.1:1/0", "nowhere", LIMITS, on_drop=lambda: dropped.append(1)
+    )
+    journal.start(lambda _blob: None)
+    entry = b"x" * (400 * 1024)
+    for _ in range(100):  # 40 MB, under the entry count, over the byte bound
+        journal.write(entry)
+    assert 0 < len(dropped) < 100
+    await asyncio.wait_for(journal.close(), 10.0)

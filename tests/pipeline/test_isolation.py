@@ -119,6 +119,7 @@ async def _run_with(
     *,
     enrich: Any = None,
     intake: SqliteIntake | None = None,
+    observer: Any = None,
 ) -> SqliteIntake:
     intake = intake or SqliteIntake(
         tmp_path / "intake.db", max_pending=1000, fsync=False, batch_max=64
@@ -134,6 +135,7 @@ async def _run_with(
         PipelineSettings(lanes=4, max_in_flight=7, retry=FAST_RETRY),
         Metrics(),
         enrich=enrich,
+        observer=observer,
     )
     pipeline.start()
     async with asyncio.timeout(20):
@@ -175,6 +177,33 @@ async def test_a_route_that_raises_dead_letters_the_event_unrouted(tmp_path: Pat
         assert all(letter[3] == "route: KeyError: 'data'" for letter in dead.letters)
         assert intake.depth() == 0
         await intake.close()
+
+
+class Told:
+    """An observer that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.sinks_of: dict[str, list[str]] = {}
+        self.outcomes: list[tuple[str, str, str]] = []
+
+    def routed(self, envelope: dict[str, Any], body: bytes, sinks: list[str]) -> None:
+        self.sinks_of[envelope["id"]] = sinks
+
+    def settled(self, event_id: str, sink: str, outcome: str, error: str = "") -> None:
+        self.outcomes.append((event_id, sink, outcome))
+
+
+async def test_an_event_that_failed_before_routing_is_still_observed(tmp_path: Path) -> None:
+    told = Told()
+    dead = MemoryDeadLetters()
+    router = RaisingRouter([RouteSettings(sinks=["out"], room_ids=["room*"])], "room4")
+    intake = await _run_with(tmp_path, RecordingSink("out"), router, stored(), dead, observer=told)
+    failed = expected_ids() - expected_ids("room4")
+    assert failed and all(told.sinks_of[event_id] == [] for event_id in failed)
+    assert {(e, s, o) for e, s, o in told.outcomes if e in failed} == {
+        (event_id, UNROUTED, "dead_lettered") for event_id in failed
+    }
+    await intake.close()
 
 
 async def _ok_enrichment(envelope: dict[str, Any]) -> None:
