@@ -144,7 +144,7 @@ class ReceiverService:
         await self.pipeline.stop(self.settings.server.graceful_shutdown_seconds)
         if self.journal is not None:
             with contextlib.suppress(Exception):  # a broker gone: the history goes with it
-                await asyncio.wait_for(self.journal.close(), 10.0)
+                await asyncio.wait_for(self.journal.close(), 15.0)  # its own steps are bounded
         if self.enricher is not None:
             await self.enricher.close()
         elif self.metastudio is not None:

@@ -185,7 +185,8 @@ class ConsoleApi:
                 yield b": connected\n\n"
                 while not self.stopping.is_set():
                     try:
-                        summary = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                        async with asyncio.timeout(HEARTBEAT_SECONDS):
+                            summary = await queue.get()
                     except TimeoutError:
                         yield b": heartbeat\n\n"
                         continue

@@ -272,7 +272,8 @@ class NatsIntake(CoroutineIntake):
                 if leases is None or not leases.usable(part.partition) or room <= 0:
                     part.space.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(part.space.wait(), 0.2)
+                        async with asyncio.timeout(0.2):
+                            await part.space.wait()
                     continue
                 try:
                     messages = await sub.fetch(min(room, 256), timeout=self._poll)
@@ -320,7 +321,8 @@ class NatsIntake(CoroutineIntake):
                 if records or remaining <= 0:
                     break
                 try:
-                    part, record = await asyncio.wait_for(self._queue.get(), remaining)
+                    async with asyncio.timeout(remaining):
+                        part, record = await self._queue.get()
                 except TimeoutError:
                     break
             current = self._parts.get(part.partition) is part

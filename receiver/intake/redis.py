@@ -269,7 +269,8 @@ class RedisIntake(CoroutineIntake):
         assert self.leases is not None
         self.leases.changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.leases.changed.wait(), wait_seconds)
+            async with asyncio.timeout(wait_seconds):
+                await self.leases.changed.wait()
 
     async def _claim(self, tenure: _Tenure) -> None:
         """Everything still pending in the partition (a previous owner's), in entry order."""

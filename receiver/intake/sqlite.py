@@ -240,7 +240,8 @@ class SqliteIntake(Intake):
         if self._cursor >= self._last_seq and wait_seconds > 0:
             self._stored.clear()
             try:
-                await asyncio.wait_for(self._stored.wait(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):
+                    await self._stored.wait()
             except TimeoutError:
                 return []
         if self._cursor >= self._last_seq:

@@ -47,11 +47,8 @@ def maker(stream: str) -> cases.Make:
 async def die(intake: Intake) -> None:
     """Stop renewing and disconnect without releasing or acking anything (as ``kill -9``)."""
     assert isinstance(intake, NatsIntake) and intake.leases is not None
-    for task in (intake.leases._task, intake._progress):
-        assert task is not None
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+    assert intake.leases._task is not None and intake._progress is not None
+    await cases.halt(intake.leases, [intake.leases._task, intake._progress])
     for part in list(intake._parts.values()):
         part.stopping = True
         if part.task is not None:

@@ -40,10 +40,8 @@ def maker(prefix: str) -> cases.Make:
 async def die(intake: Intake) -> None:
     """Stop renewing and disconnect without releasing anything (as ``kill -9``)."""
     assert isinstance(intake, RedisIntake) and intake.leases is not None
-    task: Any = intake.leases._task
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    assert intake.leases._task is not None
+    await cases.halt(intake.leases, [intake.leases._task])
     client: Any = intake._client
     await client.aclose()
 

@@ -32,6 +32,19 @@ def owned(intake: Intake) -> set[int]:
     return set(leases.owned()) if leases is not None else set()
 
 
+async def halt(leases: Any, tasks: list[Any]) -> None:
+    """Stop an intake's background tasks as ``kill -9`` would, whatever they swallow.
+
+    A client library may catch a cancellation (3.11's ``wait_for`` can drop one that
+    arrives as its wait ends): the lease loop also stops on its closing flag, and nothing
+    is awaited for longer than a few seconds.
+    """
+    leases._closing.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=5)
+
+
 async def wait_for(check: Callable[[], bool], deadline: float = 20.0) -> None:
     stop = time.monotonic() + deadline
     while not check():
