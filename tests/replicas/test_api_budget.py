@@ -18,6 +18,7 @@ import pytest
 from receiver.simulator import create_api_app, generate_jobs
 from tests.brokers import REDIS, REDIS_URL, require_service, unique
 from tests.helpers import KEY, ReceiverProcess, free_port
+from tests.replicas.common import file_sink_config
 from tests.simulator.conftest import AK, PROJECT_ID, SK, serve
 
 TENANT_LIMIT = 8.0
@@ -26,7 +27,7 @@ JOBS = 200
 
 
 def config(directory: Path, index: int, port: int, public_url: str, api: str, out: str) -> Path:
-    text = f"""
+    head = f"""
 [server]
 host = "127.0.0.1"
 port = {port}
@@ -44,9 +45,8 @@ stream = "{out}"
 partitions = 6
 lease_ttl_seconds = 1.5
 
-[dead_letters]
-path = "{directory / f"dead-{index}.db"}"
-
+"""
+    middle = f"""
 [metastudio]
 endpoint = "{api}"
 project_id = "{PROJECT_ID}"
@@ -61,18 +61,8 @@ negative_ttl_seconds = 1
 sweep_interval_seconds = 1
 deadline_seconds = 20
 
-[[sinks]]
-name = "file"
-type = "jsonl"
-path = "{directory / f"out-{index}.jsonl"}"
-fsync = false
-
-[[routes]]
-sinks = ["file"]
 """
-    path = directory / f"receiver-{index}.toml"
-    path.write_text(text)
-    return path
+    return file_sink_config(directory, index, head, middle)
 
 
 @pytest.fixture
