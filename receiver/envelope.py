@@ -40,15 +40,21 @@ def random_event_id() -> str:
     return secrets.token_hex(16)
 
 
-@functools.lru_cache(maxsize=4)
-def _second(unix_second: int) -> str:
-    return datetime.fromtimestamp(unix_second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+_MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
+# The last second written out, with its text (one tuple: threads may call at once).
+_last_second: tuple[int, str] = (-1, "")
 
 
 def rfc3339(unix_seconds: float) -> str:
     """UTC time as RFC 3339 with milliseconds (the date part computed once a second)."""
-    second, micros = divmod(round(unix_seconds * 1_000_000), 1_000_000)
-    return f"{_second(second)}.{micros // 1000:03d}Z"
+    global _last_second
+    micros = round(unix_seconds * 1_000_000)
+    second = micros // 1_000_000
+    cached = _last_second
+    if cached[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached = _last_second = (second, text)
+    return cached[1] + _MILLIS[micros // 1000 % 1000]
 
 
 def build_envelope(

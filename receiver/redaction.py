@@ -47,6 +47,8 @@ _PUSH_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts"
 # URLs anywhere in a text; the scheme is matched case-insensitively.
 _URL = re.compile(r"\b(?:https?|rtmp[est]{0,2}|srt)://[^\s\"'<>\\]+", re.IGNORECASE)
 _SCALARS = frozenset({int, float, bool, type(None)})
+# Heads of URLs longer than this are not cached, so the cache stays small whatever comes.
+_CACHED_URL_CHARS = 512
 _JOB_DEPTH = 200  # the API's documents nest a few levels: a bound on recursion only
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
@@ -67,6 +69,7 @@ class TooDeep(ValueError):
     """A document nested deeper than the limit it was redacted with."""
 
 
+@functools.lru_cache(maxsize=4096)  # push URLs repeat the same few parameter names
 def _is_secret_param(name: str) -> bool:
     return is_secret_name(name) or name.lower() in _SECRET_PARAMS
 
@@ -84,28 +87,39 @@ def _redact_query(query: str, every_value: bool, secret_params: Collection[str])
     return "&".join(pairs) if changed else query
 
 
+@functools.lru_cache(maxsize=1024)
+def _redact_head(head: str) -> tuple[str, bool]:
+    """A URL's part before its query and fragment, the stream key of a push URL replaced;
+    and whether it is a push URL. Cached: a stream's URL comes back in each of its events
+    with the same head (its query differs, a time in it)."""
+    scheme, sep, rest = head.partition("://")
+    if not sep:
+        return head, False
+    if scheme.lower() not in _PUSH_SCHEMES:
+        return head, False
+    host, slash, path = rest.partition("/")
+    application, step, stream = (slash + path).rstrip("/").rpartition("/")
+    if application.strip("/") and stream:
+        return f"{scheme}{sep}{host}{application}{step}{REDACTED}", True
+    return head, True
+
+
 def _redact_plain_url(url: str, every_value: bool, secret_params: Collection[str]) -> str:
     """:func:`redact_url` for a URL without userinfo or a bracketed host (a push URL as
-    MetaStudio sends it), by splitting the text: a stream's URL differs in every event
-    (a time in its query), and urlsplit/urlunsplit cost more than the rest of a parse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    rest, hash_, fragment = rest.partition("#")
-    rest, mark, query = rest.partition("?")
-    host, slash, path = rest.partition("/")
-    path = slash + path
+    MetaStudio sends it), by splitting the text: urlsplit/urlunsplit cost more than the
+    rest of a callback's parse."""
+    rest, hash_, fragment = url.partition("#")
+    head, mark, query = rest.partition("?")
+    if len(head) <= _CACHED_URL_CHARS:
+        cleaned_head, push = _redact_head(head)
+    else:
+        cleaned_head, push = _redact_head.__wrapped__(head)
     cleaned = query and _redact_query(query, every_value, secret_params)
-    changed = cleaned != query
-    if scheme.lower() in _PUSH_SCHEMES:
-        application, step, stream = path.rstrip("/").rpartition("/")
-        if application.strip("/") and stream:
-            path, changed = application + step + REDACTED, True
-        if fragment:  # SRT's ``streamid=#!::r=app/key`` puts the key here
-            fragment, changed = REDACTED, True
-    if not changed:
+    if fragment and push:  # SRT's ``streamid=#!::r=app/key`` puts the key here
+        fragment = REDACTED
+    elif cleaned_head == head and cleaned == query:
         return url
-    return f"{scheme}{sep}{host}{path}{mark}{cleaned}{hash_}{fragment}"
+    return f"{cleaned_head}{mark}{cleaned}{hash_}{fragment}"
 
 
 def redact_url(url: str, every_value: bool = False, secret_params: Collection[str] = ()) -> str:
@@ -139,24 +153,13 @@ def redact_url(url: str, every_value: bool = False, secret_params: Collection[st
     return url[:scheme] + cleaned[scheme:]
 
 
-# A stream's push URL comes back in each of its events: parsing it costs more than the rest
-# of the callback's parse. Short URLs only, so the cache stays small whatever bodies come.
-_CACHED_URL_CHARS = 512
-_cached_redact_url = functools.lru_cache(maxsize=1024)(redact_url)
-
-
-def _redact_found(found: re.Match[str], every_value: bool) -> str:
-    url = found.group()
-    if len(url) <= _CACHED_URL_CHARS:
-        return _cached_redact_url(url, every_value)
-    return redact_url(url, every_value)
-
-
 def redact_text(text: str, every_value: bool = False) -> str:
     """``text`` with every URL in it passed through :func:`redact_url`."""
     if "://" not in text:  # the common case, without the regex
         return text
-    return _URL.sub(lambda found: _redact_found(found, every_value), text)
+    if _URL.fullmatch(text) is not None:  # a URL alone, as a push URL comes
+        return redact_url(text, every_value)
+    return _URL.sub(lambda found: redact_url(found.group(), every_value), text)
 
 
 def _redact_value(name: str, value: Any, depth: int) -> Any:

@@ -27,7 +27,6 @@ SIGNATURE_PARAMS = frozenset({SECRET_PARAM, TIME_PARAM})
 _MILLISECONDS_FROM = 10**11
 _MAX_TIME_CHARS = 16
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-_VERIFIED_MAX = 1024  # valid (signature, time) pairs remembered
 
 
 def sorted_query(pairs: Iterable[tuple[str, str]]) -> str:
@@ -90,12 +89,11 @@ class Match:
 class Verifier:
     """Checks ``(secret, time)`` against every configured key and rule, in constant time."""
 
-    __slots__ = ("_candidates", "_verified")
+    __slots__ = ("_candidates",)
 
     def __init__(
         self, callback_url: str, keys: Sequence[str], rules: Sequence[SigningRule]
     ) -> None:
-        self._verified: dict[tuple[str, str], Match] = {}
         prefixes = [(rule, signed_prefix(callback_url, rule)) for rule in rules]
         self._candidates = tuple(
             (rule, hmac.new(key.encode("utf-8"), prefix, hashlib.sha256))
@@ -104,23 +102,7 @@ class Verifier:
         )
 
     def verify(self, secret: str, time_text: str) -> Match | None:
-        """The first (key, rule) pair whose HMAC equals ``secret``, or None.
-
-        The signature covers the URL and the time only, so every callback signed in the
-        same second carries the same one: a valid pair is remembered and found again by
-        a dictionary lookup (hashes are keyed per process: no timing to learn from).
-        """
-        known = self._verified.get((secret, time_text))
-        if known is not None:
-            return known
-        match = self._compute(secret, time_text)
-        if match is not None:
-            if len(self._verified) >= _VERIFIED_MAX:
-                self._verified.clear()
-            self._verified[(secret, time_text)] = match
-        return match
-
-    def _compute(self, secret: str, time_text: str) -> Match | None:
+        """The first (key, rule) pair whose HMAC equals ``secret``, or None."""
         if len(secret) != 64 or not secret.isascii():
             return None
         try:

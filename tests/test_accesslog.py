@@ -60,3 +60,17 @@ def test_text_format_escapes_control_characters() -> None:
     text = written[0].decode()
     assert text.count("\n") == 1 and len(text.splitlines()) == 1
     assert "client=10.0.0.1\\n2026 INFO receiver.access forged\\x85\n" in text
+
+
+def test_json_lines_are_documents_in_the_log_shape() -> None:
+    written: list[bytes] = []
+    log = AccessLog("json", written.append)
+    log.line({"status": 200, "path": "/p\n", "client": '"x"'})
+    log.line({})
+    log.close()
+    full, empty = (orjson.loads(line) for line in written[0].splitlines())
+    assert list(full) == ["time", "level", "logger", "message", "status", "path", "client"]
+    assert full["path"] == "/p\n" and full["client"] == '"x"' and full["level"] == "INFO"
+    assert empty == {k: full[k] for k in ("time", "level", "logger", "message")} | {
+        "time": empty["time"]
+    }

@@ -284,6 +284,7 @@ def test_rfc3339_matches_datetime() -> None:
 
     from receiver.envelope import rfc3339
 
-    for moment in (0.0, 1.9999, 1_750_000_000.123, 1_750_000_000.9995, 2_000_000_000.5):
+    moments = (0.0, 1.9999, 1_750_000_000.123, 1_750_000_000.9995, 1_750_000_000.9999996)
+    for moment in (*moments, 2_000_000_000.5, 1.5, 2_000_000_000.25):
         expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
         assert rfc3339(moment) == expected.replace("+00:00", "Z")

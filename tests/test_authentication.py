@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from receiver.authentication import Authenticator
 from receiver.config import AuthSettings, AuthType, SigningRule
-from receiver.signatures import hex_time, sign
+from receiver.signatures import Verifier, hex_time, sign
 
 URL = "https://cb.example.com/hooks/metastudio?tenant=acme"
 KEY = "k" * 32
@@ -136,3 +136,32 @@ def test_same_request_gives_the_same_proof() -> None:
 def test_check_never_raises(headers: dict[bytes, bytes], query: str) -> None:
     verdict = authenticator().check(headers, query, NOW)
     assert not verdict.ok
+
+
+def test_a_genuine_pair_is_verified_once_and_still_held_to_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = authenticator()
+    computed: list[str] = []
+    verify = Verifier.verify
+
+    def counting(self: Verifier, secret: str, time_text: str) -> object:
+        computed.append(time_text)
+        return verify(self, secret, time_text)
+
+    monkeypatch.setattr(Verifier, "verify", counting)
+    first, second = hex_time(NOW), hex_time(NOW + 1)
+    for _ in range(3):
+        assert checks.check(head(sign(KEY, URL, first), first), "tenant=acme", NOW).ok
+    assert checks.check(head(sign(KEY, URL, second), second), "tenant=acme", NOW).ok
+    for _ in range(2):  # a wrong signature is never remembered
+        wrong = checks.check(head(sign("k2", URL, first), first), "tenant=acme", NOW)
+        assert wrong.code == "bad_signature"
+    assert computed == [first, second, first, first]
+    # A remembered pair is judged again against the clock and the query.
+    genuine = head(sign(KEY, URL, first), first)
+    assert checks.check(genuine, "tenant=acme", NOW + 121).code == "signature_expired"
+    assert checks.check(genuine, "tenant=acme", NOW - 121).code == "signature_from_future"
+    assert checks.check(genuine, "tenant=evil", NOW).code == "query_mismatch"
+    assert checks.check(genuine, "tenant=acme", NOW).ok
+    assert computed == [first, second, first, first]

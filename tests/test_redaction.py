@@ -92,3 +92,13 @@ def test_any_text_with_a_url_is_redacted_without_error(scheme: str, rest: str) -
     text = f"see {scheme}{rest}"
     assert isinstance(redact_text(text), str)
     assert isinstance(redact_message({"output_url": text, "list": [text]}, 4), dict)
+
+
+@given(
+    st.sampled_from(["rtmp://", "RTMPS://", "srt://", "https://", "http://"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Z", "Cc")), max_size=60),
+)
+def test_a_url_alone_is_redacted_as_inside_a_text(scheme: str, rest: str) -> None:
+    url = scheme + rest
+    alone = redact_text(url)
+    assert redact_text(f"see {url} now") == f"see {alone} now"
