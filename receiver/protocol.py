@@ -178,7 +178,8 @@ class CallbackProtocol(HttpToolsProtocol):
         self._head_open = False
         self._head_edge = True
         parser = self.parser
-        if self.expect_100_continue and parser.get_http_version() != "1.1":
+        version = parser.get_http_version()
+        if self.expect_100_continue and version != "1.1":
             self.expect_100_continue = False  # no interim answers for HTTP/1.0
         path, _, query = self.url.partition(b"?")
         cycle = self.cycle
@@ -191,7 +192,7 @@ class CallbackProtocol(HttpToolsProtocol):
             self._to_asgi()
             return
         handler = self.handler
-        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        keep_alive = version != "1.0" and parser.should_keep_alive()
         request = _Callback(handler.request_id(), time.perf_counter(), keep_alive, self._client())
         self.cycle = request  # type: ignore[assignment]
         limit = self.limit_concurrency

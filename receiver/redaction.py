@@ -10,6 +10,7 @@ stream's credential; and since callback bodies are not signed, any of their fiel
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -46,6 +47,14 @@ _SECRET_PARAMS = frozenset({"sign", "sig", "auth", "streamid", "passphrase", "pw
 _PUSH_SCHEMES = frozenset({"rtmp", "rtmps", "rtmpe", "rtmpt", "rtmpte", "rtmpts", "srt"})
 # URLs anywhere in a text; the scheme is matched case-insensitively.
 _URL = re.compile(r"\b(?:https?|rtmp[est]{0,2}|srt)://[^\s\"'<>\\]+", re.IGNORECASE)
+_URL_SCHEMES = frozenset(
+    {"http", "https", "srt"}
+    | {
+        "rtmp" + "".join(tail)
+        for size in range(3)
+        for tail in itertools.product("est", repeat=size)
+    }
+)
 _SCALARS = frozenset({int, float, bool, type(None)})
 # Heads of URLs longer than this are not cached, so the cache stays small whatever comes.
 _CACHED_URL_CHARS = 512
@@ -69,9 +78,16 @@ class TooDeep(ValueError):
     """A document nested deeper than the limit it was redacted with."""
 
 
+def _plain_name(name: str) -> str:
+    """A query parameter's name as written, percent- and plus-decoded."""
+    return unquote_plus(name) if "%" in name or "+" in name else name
+
+
 @functools.lru_cache(maxsize=4096)  # push URLs repeat the same few parameter names
 def _is_secret_param(name: str) -> bool:
-    return is_secret_name(name) or name.lower() in _SECRET_PARAMS
+    """Whether the query parameter written ``name`` holds a secret."""
+    plain = _plain_name(name)
+    return is_secret_name(plain) or plain.lower() in _SECRET_PARAMS
 
 
 def _redact_query(query: str, every_value: bool, secret_params: Collection[str]) -> str:
@@ -80,8 +96,11 @@ def _redact_query(query: str, every_value: bool, secret_params: Collection[str])
     changed = False
     for index, pair in enumerate(pairs):
         name = pair.partition("=")[0]
-        plain = unquote_plus(name) if "%" in name or "+" in name else name
-        if every_value or plain in secret_params or _is_secret_param(plain):
+        if (
+            every_value
+            or _is_secret_param(name)
+            or (secret_params and _plain_name(name) in secret_params)
+        ):
             pairs[index] = f"{name}={REDACTED}"
             changed = True
     return "&".join(pairs) if changed else query
@@ -153,11 +172,28 @@ def redact_url(url: str, every_value: bool = False, secret_params: Collection[st
     return url[:scheme] + cleaned[scheme:]
 
 
+def _is_lone_url(text: str) -> bool:
+    """Whether ``text`` is one URL as :data:`_URL` matches it, by string methods alone."""
+    scheme, sep, _ = text.partition("://")
+    return (
+        bool(sep)
+        and scheme.lower() in _URL_SCHEMES
+        # printable: no whitespace but the space (and no control character)
+        and text.isprintable()
+        and " " not in text
+        and '"' not in text
+        and "'" not in text
+        and "<" not in text
+        and ">" not in text
+        and "\\" not in text
+    )
+
+
 def redact_text(text: str, every_value: bool = False) -> str:
     """``text`` with every URL in it passed through :func:`redact_url`."""
     if "://" not in text:  # the common case, without the regex
         return text
-    if _URL.fullmatch(text) is not None:  # a URL alone, as a push URL comes
+    if _is_lone_url(text):  # as a push URL comes: what the regex would find is all of it
         return redact_url(text, every_value)
     return _URL.sub(lambda found: redact_url(found.group(), every_value), text)
 
