@@ -91,6 +91,22 @@ async def test_take_waits_for_an_append(tmp_path: Path) -> None:
     await intake.close()
 
 
+async def test_a_cancelled_take_leaves_the_next_one_woken_by_an_append(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    cancelled = asyncio.create_task(intake.take(10, wait_seconds=5))
+    await asyncio.sleep(0.02)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    waiter = asyncio.create_task(intake.take(10, wait_seconds=5))
+    await asyncio.sleep(0.02)
+    await intake.append("b", "r", time.time(), b"x", time.time() + 60)
+    async with asyncio.timeout(1):  # woken by the append, not by its 5 s timer
+        assert [r.event_id for r in await waiter] == ["b"]
+    await intake.close()
+
+
 async def test_storage_failure_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     intake = make(tmp_path / "i.db")
     await intake.start()
