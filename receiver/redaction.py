@@ -63,15 +63,26 @@ _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
-@functools.lru_cache(maxsize=4096)  # jobs repeat the same few hundred field names
 def is_secret_name(name: str) -> bool:
     """Whether a field or parameter name looks like it holds a secret.
 
     Names are split into words (``snake_case``, ``kebab-case``, ``camelCase``), so
     ``stream_key``, ``hwSecret`` and ``X-Auth-Token`` match but ``task`` or ``speak`` do not.
     """
+    if len(name) > _CACHED_NAME_CHARS:
+        return _judge_name(name)
+    return _cached_judge_name(name)
+
+
+def _judge_name(name: str) -> bool:
     words = _WORD_SPLIT.split(_CAMEL_BOUNDARY.sub(r"\1_\2", name).lower())
     return any(word in _SECRET_WORDS or word.endswith(_SECRET_SUFFIXES) for word in words)
+
+
+# Jobs and push URLs repeat the same few hundred names; longer names (a body may hold
+# any) are judged each time, so the caches stay small whatever comes.
+_CACHED_NAME_CHARS = 128
+_cached_judge_name = functools.lru_cache(maxsize=4096)(_judge_name)
 
 
 class TooDeep(ValueError):
@@ -83,11 +94,19 @@ def _plain_name(name: str) -> str:
     return unquote_plus(name) if "%" in name or "+" in name else name
 
 
-@functools.lru_cache(maxsize=4096)  # push URLs repeat the same few parameter names
 def _is_secret_param(name: str) -> bool:
     """Whether the query parameter written ``name`` holds a secret."""
+    if len(name) > _CACHED_NAME_CHARS:
+        return _judge_param(name)
+    return _cached_judge_param(name)
+
+
+def _judge_param(name: str) -> bool:
     plain = _plain_name(name)
     return is_secret_name(plain) or plain.lower() in _SECRET_PARAMS
+
+
+_cached_judge_param = functools.lru_cache(maxsize=4096)(_judge_param)
 
 
 def _redact_query(query: str, every_value: bool, secret_params: Collection[str]) -> str:
@@ -127,8 +146,13 @@ def _redact_plain_url(url: str, every_value: bool, secret_params: Collection[str
     """:func:`redact_url` for a URL without userinfo or a bracketed host (a push URL as
     MetaStudio sends it), by splitting the text: urlsplit/urlunsplit cost more than the
     rest of a callback's parse."""
-    rest, hash_, fragment = url.partition("#")
-    head, mark, query = rest.partition("?")
+    # As urlsplit reads it: the scheme first, then the fragment, then the query.
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    rest, hash_, fragment = rest.partition("#")
+    rest, mark, query = rest.partition("?")
+    head = url[: len(scheme) + len(sep) + len(rest)]
     if len(head) <= _CACHED_URL_CHARS:
         cleaned_head, push = _redact_head(head)
     else:

@@ -36,6 +36,8 @@ from receiver.redaction import REDACTED, TooDeep, redact_message, redact_text, r
         ("https://user:pw@h/p", "https://user:[redacted]@h/p"),
         ("RTMP://H/Live/K", "RTMP://H/Live/[redacted]"),
         ("http://[not-ipv6/x", REDACTED),
+        ("h/p?token=t", "h/p?token=[redacted]"),  # no scheme: the query still counts
+        ("#rtmp://h/?token=s", "#rtmp://h/?token=[redacted]"),  # the scheme is read first
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -103,3 +105,15 @@ def test_a_url_alone_is_redacted_as_inside_a_text(scheme: str, rest: str) -> Non
     url = scheme + rest
     alone = redact_text(url)
     assert redact_text(f"see {url} now") == f"see {alone} now"
+
+
+def test_long_names_are_judged_without_filling_the_caches() -> None:
+    from receiver.redaction import _cached_judge_name, _cached_judge_param
+
+    long = "x" * 200 + "_token"
+    redact_url("https://h/p?ok=1")  # the short name is cached before counting
+    names, params = _cached_judge_name.cache_info().currsize, _cached_judge_param.cache_info()
+    assert redact_url(f"https://h/p?{long}=v&ok=1") == f"https://h/p?{long}=[redacted]&ok=1"
+    assert redact_message({long: "v"}, 4) == {long: REDACTED}
+    assert _cached_judge_name.cache_info().currsize == names
+    assert _cached_judge_param.cache_info().currsize == params.currsize

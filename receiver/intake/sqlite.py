@@ -84,9 +84,9 @@ class SqliteIntake(Intake):
         self._last_seq = 0  # the last event stored durably: what ``take`` may hand out
         self._last_marker = 0  # the last replay marker row stored durably
         self._oldest: float | None = None
-        # The feeder waiting in ``take`` for an event to be stored (a future and a timer: an
-        # Event under a timeout costs twice as much, and ``take`` waits once per commit).
-        self._stored: asyncio.Future[None] | None = None
+        # Takes waiting for an event to be stored, a future and a timer each (an Event
+        # under a timeout costs twice as much, and the feeder waits once per commit).
+        self._waiting: list[asyncio.Future[None]] = []
         self._failed = False
         # Why the intake accepts nothing more (a failed fdatasync), until a restart.
         self._broken: IntakeUnavailable | None = None
@@ -186,8 +186,8 @@ class SqliteIntake(Intake):
             )
         if seq > self._last_seq:
             self._last_seq = seq
-        if self._stored is not None and not self._stored.done():
-            self._stored.set_result(None)
+        for waiter in self._waiting:
+            _wake(waiter)
         pending.done(True)
         for duplicate in pending.duplicates:
             duplicate(False)
@@ -242,7 +242,8 @@ class SqliteIntake(Intake):
     async def take(self, limit: int, wait_seconds: float) -> list[IntakeRecord]:
         if self._cursor >= self._last_seq and wait_seconds > 0:
             loop = asyncio.get_running_loop()
-            stored = self._stored = loop.create_future()
+            stored = loop.create_future()
+            self._waiting.append(stored)
             timer = loop.call_later(wait_seconds, _wake, stored)
             try:
                 await stored
@@ -251,7 +252,7 @@ class SqliteIntake(Intake):
                 await asyncio.sleep(0)
             finally:
                 timer.cancel()
-                self._stored = None
+                self._waiting.remove(stored)
         if self._cursor >= self._last_seq:
             return []
         taken: list[IntakeRecord] = []

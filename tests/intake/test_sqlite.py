@@ -107,6 +107,18 @@ async def test_a_cancelled_take_leaves_the_next_one_woken_by_an_append(tmp_path:
     await intake.close()
 
 
+async def test_overlapping_takes_are_each_woken_by_an_append(tmp_path: Path) -> None:
+    intake = make(tmp_path / "i.db")
+    await intake.start()
+    short = asyncio.create_task(intake.take(10, wait_seconds=0.05))
+    long = asyncio.create_task(intake.take(10, wait_seconds=5))
+    assert await short == []  # its timer ended it; the other still waits
+    await intake.append("c", "r", time.time(), b"x", time.time() + 60)
+    async with asyncio.timeout(1):
+        assert [r.event_id for r in await long] == ["c"]
+    await intake.close()
+
+
 async def test_storage_failure_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     intake = make(tmp_path / "i.db")
     await intake.start()
