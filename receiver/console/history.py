@@ -157,12 +157,20 @@ class EventHistory:
         return len(self._records)
 
     def add(self, envelope: dict[str, Any], body: bytes, sinks: list[str], at: float) -> None:
-        """Record an event routed at ``at`` (a repeat of a known id replaces it)."""
+        """Record an event routed at ``at``.
+
+        A repeat of a known id (a partition's new owner routed it again) replaces it but
+        keeps what its sinks already reported: replicas' journal entries interleave, so
+        the old owner's routing may come in after the new owner's delivery.
+        """
         self._seq += 1
         record = EventRecord.of(self._seq, envelope, body, sinks, at)
         old = self._records.pop(record.id, None)
         if old is not None:
             self._bytes -= old.size
+            for name, known in old.sinks.items():
+                if name in record.sinks and known.attempts:
+                    record.sinks[name] = known
         self._records[record.id] = record
         self._bytes += record.size
         self._prune(time.time())
