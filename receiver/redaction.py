@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
+T = TypeVar("T")
 
 _SECRET_WORDS = frozenset(
     {
@@ -56,33 +57,47 @@ _URL_SCHEMES = frozenset(
     }
 )
 _SCALARS = frozenset({int, float, bool, type(None)})
-# Heads of URLs longer than this are not cached, so the cache stays small whatever comes.
+# Names and URL heads longer than these are not cached (see _cached_when_short).
+_CACHED_NAME_CHARS = 128
 _CACHED_URL_CHARS = 512
 _JOB_DEPTH = 200  # the API's documents nest a few levels: a bound on recursion only
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
+class _CachedWhenShort(Generic[T]):
+    """A function of one text, cached for texts up to ``max_chars`` long: bodies may carry
+    any, and longer ones are computed each time, so the cache stays small whatever comes."""
+
+    def __init__(self, function: Callable[[str], T], max_chars: int, maxsize: int) -> None:
+        self._function = function
+        self._cached = functools.lru_cache(maxsize=maxsize)(function)
+        self._max_chars = max_chars
+        self.__doc__ = function.__doc__
+
+    def __call__(self, text: str) -> T:
+        return self._cached(text) if len(text) <= self._max_chars else self._function(text)
+
+    def cached(self) -> int:
+        """How many texts the cache holds."""
+        return self._cached.cache_info().currsize
+
+
+def _cached_when_short(
+    max_chars: int, maxsize: int
+) -> Callable[[Callable[[str], T]], _CachedWhenShort[T]]:
+    return lambda function: _CachedWhenShort(function, max_chars, maxsize)
+
+
+@_cached_when_short(_CACHED_NAME_CHARS, 4096)  # jobs and push URLs repeat a few hundred names
 def is_secret_name(name: str) -> bool:
     """Whether a field or parameter name looks like it holds a secret.
 
     Names are split into words (``snake_case``, ``kebab-case``, ``camelCase``), so
     ``stream_key``, ``hwSecret`` and ``X-Auth-Token`` match but ``task`` or ``speak`` do not.
     """
-    if len(name) > _CACHED_NAME_CHARS:
-        return _judge_name(name)
-    return _cached_judge_name(name)
-
-
-def _judge_name(name: str) -> bool:
     words = _WORD_SPLIT.split(_CAMEL_BOUNDARY.sub(r"\1_\2", name).lower())
     return any(word in _SECRET_WORDS or word.endswith(_SECRET_SUFFIXES) for word in words)
-
-
-# Jobs and push URLs repeat the same few hundred names; longer names (a body may hold
-# any) are judged each time, so the caches stay small whatever comes.
-_CACHED_NAME_CHARS = 128
-_cached_judge_name = functools.lru_cache(maxsize=4096)(_judge_name)
 
 
 class TooDeep(ValueError):
@@ -94,19 +109,11 @@ def _plain_name(name: str) -> str:
     return unquote_plus(name) if "%" in name or "+" in name else name
 
 
+@_cached_when_short(_CACHED_NAME_CHARS, 4096)
 def _is_secret_param(name: str) -> bool:
     """Whether the query parameter written ``name`` holds a secret."""
-    if len(name) > _CACHED_NAME_CHARS:
-        return _judge_param(name)
-    return _cached_judge_param(name)
-
-
-def _judge_param(name: str) -> bool:
     plain = _plain_name(name)
     return is_secret_name(plain) or plain.lower() in _SECRET_PARAMS
-
-
-_cached_judge_param = functools.lru_cache(maxsize=4096)(_judge_param)
 
 
 def _redact_query(query: str, every_value: bool, secret_params: Collection[str]) -> str:
@@ -125,7 +132,14 @@ def _redact_query(query: str, every_value: bool, secret_params: Collection[str])
     return "&".join(pairs) if changed else query
 
 
-@functools.lru_cache(maxsize=1024)
+def _without_stream_key(path: str) -> str:
+    """A push URL's path with the stream key (the last segment after the application)
+    replaced; as it is when there is no application or no key."""
+    application, slash, stream = path.rstrip("/").rpartition("/")
+    return application + slash + REDACTED if application.strip("/") and stream else path
+
+
+@_cached_when_short(_CACHED_URL_CHARS, 1024)
 def _redact_head(head: str) -> tuple[str, bool]:
     """A URL's part before its query and fragment, the stream key of a push URL replaced;
     and whether it is a push URL. Cached: a stream's URL comes back in each of its events
@@ -136,10 +150,9 @@ def _redact_head(head: str) -> tuple[str, bool]:
     if scheme.lower() not in _PUSH_SCHEMES:
         return head, False
     host, slash, path = rest.partition("/")
-    application, step, stream = (slash + path).rstrip("/").rpartition("/")
-    if application.strip("/") and stream:
-        return f"{scheme}{sep}{host}{application}{step}{REDACTED}", True
-    return head, True
+    path = slash + path
+    cleaned = _without_stream_key(path)
+    return (f"{scheme}{sep}{host}{cleaned}" if cleaned != path else head), True
 
 
 def _redact_plain_url(url: str, every_value: bool, secret_params: Collection[str]) -> str:
@@ -153,10 +166,7 @@ def _redact_plain_url(url: str, every_value: bool, secret_params: Collection[str
     rest, hash_, fragment = rest.partition("#")
     rest, mark, query = rest.partition("?")
     head = url[: len(scheme) + len(sep) + len(rest)]
-    if len(head) <= _CACHED_URL_CHARS:
-        cleaned_head, push = _redact_head(head)
-    else:
-        cleaned_head, push = _redact_head.__wrapped__(head)
+    cleaned_head, push = _redact_head(head)
     cleaned = query and _redact_query(query, every_value, secret_params)
     if fragment and push:  # SRT's ``streamid=#!::r=app/key`` puts the key here
         fragment = REDACTED
@@ -184,9 +194,7 @@ def redact_url(url: str, every_value: bool = False, secret_params: Collection[st
     if query:
         query = _redact_query(query, every_value, secret_params)
     if parts.scheme.lower() in _PUSH_SCHEMES:
-        application, slash, stream = path.rstrip("/").rpartition("/")
-        if application.strip("/") and stream:
-            path = application + slash + REDACTED
+        path = _without_stream_key(path)
         if fragment:  # SRT's ``streamid=#!::r=app/key`` puts the key here
             fragment = REDACTED
     if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):

@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.redaction import REDACTED, TooDeep, redact_message, redact_text, redact_url
+from receiver.redaction import (
+    REDACTED,
+    TooDeep,
+    is_secret_name,
+    redact_message,
+    redact_text,
+    redact_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -108,12 +115,12 @@ def test_a_url_alone_is_redacted_as_inside_a_text(scheme: str, rest: str) -> Non
 
 
 def test_long_names_are_judged_without_filling_the_caches() -> None:
-    from receiver.redaction import _cached_judge_name, _cached_judge_param
+    from receiver.redaction import _is_secret_param
 
     long = "x" * 200 + "_token"
     redact_url("https://h/p?ok=1")  # the short name is cached before counting
-    names, params = _cached_judge_name.cache_info().currsize, _cached_judge_param.cache_info()
+    names, params = is_secret_name.cached(), _is_secret_param.cached()
     assert redact_url(f"https://h/p?{long}=v&ok=1") == f"https://h/p?{long}=[redacted]&ok=1"
     assert redact_message({long: "v"}, 4) == {long: REDACTED}
-    assert _cached_judge_name.cache_info().currsize == names
-    assert _cached_judge_param.cache_info().currsize == params.currsize
+    assert is_secret_name.cached() == names
+    assert _is_secret_param.cached() == params
